@@ -1,0 +1,98 @@
+"""Enforces the import direction of STYLE.md: a module imports only from lower layers (or its own package).
+
+Layers (low to high):  L0 config/errors/schema/artifacts  <  L1 ingest, geo, model, retrieve (numpy side)
+<  L2 train, evaluate  <  L3 pipeline, retrieve.service/api_models  <  L4 cli, _cli.
+Every import counts, including lazy ones inside functions.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "geotower"
+
+LAYER_OF_PACKAGE = {
+    "__init__": 0, "config": 0, "errors": 0, "schema": 0, "artifacts": 0,
+    "ingest": 1, "geo": 1, "model": 1, "retrieve": 1,
+    "train": 2, "evaluate": 2,
+    "pipeline": 3, "retrieve.service": 3, "retrieve.api_models": 3,
+    "cli": 4, "_cli": 4,
+}
+NO_TORCH = ("ingest", "geo", "retrieve.index")
+SERVICE_FORBIDDEN = ("ingest", "train", "evaluate")
+
+
+def _unit(module: str) -> str:
+    """'geotower.retrieve.service' -> 'retrieve.service'; 'geotower.ingest.yelp' -> 'ingest'."""
+    parts = module.split(".")[1:] or ["__init__"]
+    two = ".".join(parts[:2])
+    return two if two in LAYER_OF_PACKAGE else parts[0]
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        name = ".".join(p for p in rel.parts if p != "__init__") if rel.name == "__init__" else ".".join(rel.parts)
+        out.append((name, path))
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _allowed(unit: str, other: str) -> bool:
+    """Same unit, a lower layer, L0 among itself, or a sibling at the same layer inside one top package."""
+    lo, lt = LAYER_OF_PACKAGE[unit], LAYER_OF_PACKAGE[other]
+    same_top = unit.split(".")[0] == other.split(".")[0]
+    return other == unit or lt < lo or (lt == lo == 0) or (lt == lo and same_top)
+
+
+def _violations(module: str, imports: set[str]) -> list[str]:
+    unit = _unit(module)
+    bad = []
+    for target in imports:
+        if target == "torch" or target.startswith("torch."):
+            if any(unit == u or module.startswith(f"geotower.{u}") for u in NO_TORCH):
+                bad.append(f"{module} imports torch")
+            continue
+        if not target.startswith("geotower.") or _unit(target) not in LAYER_OF_PACKAGE:
+            continue
+        other = _unit(target)
+        if unit == "retrieve.service" and other in SERVICE_FORBIDDEN:
+            bad.append(f"{module} imports {target}: the service must stay free of {', '.join(SERVICE_FORBIDDEN)}")
+        elif not _allowed(unit, other):
+            bad.append(f"{module} (L{LAYER_OF_PACKAGE[unit]}) imports {target} (L{LAYER_OF_PACKAGE[other]})")
+    return bad
+
+
+def test_every_module_has_a_layer() -> None:
+    for module, _ in _modules():
+        assert _unit(module) in LAYER_OF_PACKAGE, module
+
+
+@pytest.mark.parametrize(("module", "path"), _modules(), ids=[m for m, _ in _modules()])
+def test_imports_go_downward(module: str, path: Path) -> None:
+    assert _violations(module, _imports(path)) == []
+
+
+def test_the_checker_catches_upward_imports() -> None:
+    assert _violations("geotower.ingest.yelp", {"geotower.train.loop"})
+    assert _violations("geotower.ingest.yelp", {"geotower.geo.context"})
+    assert _violations("geotower.geo.osm", {"torch"})
+    assert _violations("geotower.retrieve.service", {"geotower.evaluate.metrics"})
+    assert _violations("geotower.config", {"geotower.model.towers"})
+    assert not _violations("geotower.ingest.yelp", {"geotower.ingest.dataset", "geotower.errors"})
+    assert not _violations("geotower.retrieve.service", {"geotower.retrieve.index", "geotower.model.bundle"})
+    assert not _violations("geotower.pipeline.evaluate", {"geotower.pipeline.train", "geotower.evaluate.metrics"})
