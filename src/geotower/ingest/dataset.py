@@ -297,8 +297,9 @@ def load_dataset(folder: str | Path, strict: bool = False) -> Dataset:
     inter_path = _required_table(folder, S.INTERACTIONS_STEM)
     items_path = _required_table(folder, S.ITEMS_STEM)
     users_path = find_table(folder, S.USERS_STEM, required=False)
-    items = _check_ids(_read(items_path), items_path, S.ITEM_ID, True)
+    items = _read(items_path)
     _require(items, items_path, (S.ITEM_ID,))
+    items = _check_ids(items, items_path, S.ITEM_ID, True)
     _check_coordinates(items, items_path)
     _check_feature_columns(items, items_path, spec.items, S.ITEM_ID)
     users = None
@@ -337,3 +338,15 @@ def write_dataset(folder: str | Path, interactions: pd.DataFrame, items: pd.Data
     artifacts.write_table(folder / f"{S.INTERACTIONS_STEM}.parquet", interactions)
     artifacts.write_text(folder / S.DATASET_TOML, spec.to_toml())
     return folder
+
+
+def read_interactions(path: str | Path, spec: DatasetSpec) -> pd.DataFrame:
+    """Read one extra interactions file (e.g. an external test set) by the same ``dataset.toml`` rules.
+
+    Ids are not checked against the catalogue here: the caller decides whether unknown ids are an error.
+
+    Raises:
+        DataError: unreadable file, missing columns or bad values, naming file, row and column.
+    """
+    path = Path(path)
+    return _normalise_interactions(_read(path), path, spec)

@@ -1,0 +1,68 @@
+"""``geotower evaluate RUN [--test FILE] [--k 10] [--baselines] [--json]``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from geotower.pipeline.evaluate import EvalResult
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``evaluate`` command to ``app``."""
+
+    @app.command("evaluate", help="Score a trained run (and, with --baselines, the baselines) on held-out "
+                                  "interactions: Recall, NDCG, HitRate, Precision at K.")
+    def evaluate_cmd(
+        run: Annotated[Path, typer.Argument(help="Run folder written by 'geotower train'.")],
+        test: Annotated[Path | None, typer.Option(
+            "--test", help="Test interactions (same columns as the training data) instead of the run's held-out "
+                           "split; unknown users/items are counted and dropped.")] = None,
+        k: Annotated[int | None, typer.Option("--k", help="Cut-off K; default: the run's eval.k (10).")] = None,
+        baselines: Annotated[bool, typer.Option(
+            "--baselines", help="Also fit MostPopular, ItemKNN, ALS, BPR-MF and the content-only two-tower "
+                                "(tuned on validation) and print one table.")] = False,
+        as_json: Annotated[bool, typer.Option(
+            "--json", help="End stdout with one JSON line of geotower's metrics.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    ) -> None:
+        from geotower.pipeline.evaluate import evaluate_run
+
+        result = evaluate_run(run, k=k, test_file=test, baselines=baselines, progress=not quiet)
+        _print_table(result)
+        if as_json:
+            m = result.row("geotower").metrics
+            line = {f"{name}@{result.k}": m[name] for name in ("recall", "ndcg", "hitrate", "precision")}
+            typer.echo(json.dumps({**line, "users": result.users}))
+
+
+def _print_table(result: EvalResult) -> None:
+    """A rich table of every model's metrics, then the protocol counts and where the report went."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from geotower.evaluate.metrics import METRIC_NAMES
+
+    table = Table(title=f"metrics @ K={result.k}")
+    table.add_column("model", no_wrap=True)
+    for name in ("Recall", "NDCG", "HitRate", "Prec.", "R.trunc", "fit s"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("params", overflow="fold")
+    for row in result.rows:
+        cells = [f"{row.metrics[m]:.4f}" for m in METRIC_NAMES] if row.metrics else ["-"] * len(METRIC_NAMES)
+        params = ", ".join(f"{key}={v}" for key, v in row.params.items()) + (f" {row.note}" if row.note else "")
+        table.add_row(row.name, *cells, "-" if row.fit_s is None else f"{row.fit_s:.2f}", params)
+    console = Console()
+    if not console.is_terminal:  # piped/logged output: do not squeeze the table into 80 columns
+        console = Console(width=160)
+    console.print(table)
+    console.print(f"{result.users} warm users evaluated on {result.test_source} ({result.test_rows} rows); "
+                  f"{result.cold_users} cold users (no train positive) not evaluated")
+    if result.unknown_users or result.unknown_items:
+        console.print(f"dropped test rows with {result.unknown_users} unknown users and {result.unknown_items} "
+                      "unknown items")
+    console.print(f"report: {result.paths.get('markdown')}")

@@ -1,0 +1,358 @@
+"""``geotower evaluate``: a trained run and its baselines, judged on the same held-out users by the same code.
+
+The run's held-out split is recomputed from the dataset folder recorded in its manifest (contract C), or a test file
+is read by the same ``dataset.toml`` rules. Ground truth per user is the test positives they had not seen (any
+rating) in train; every model ranks all items with train-seen items masked, and only warm users (>= 1 train
+positive and >= 1 ground-truth item) are scored; cold ones are counted. Baselines are tuned on a validation split
+carved from the train rows, never on the test rows.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from geotower import artifacts
+from geotower import schema as S
+from geotower.config import RunConfig, from_dict
+from geotower.errors import ArtifactError, DataError, GeotowerError, GeotowerWarning
+from geotower.evaluate import baselines as B
+from geotower.evaluate.metrics import block_batch_size, check_k, evaluate_scorer, ground_truth
+from geotower.evaluate.report import ModelResult, log_tensorboard, write_report
+from geotower.ingest.dataset import Dataset, load_dataset, read_interactions
+from geotower.ingest.split import holdout_split
+from geotower.model.bundle import load_bundle
+
+EVAL_DIR = "eval"
+CONTENT_TWOTOWER = "content_twotower"
+# The original content-only two-tower: profile user tower, item features only, BPR, 512/128 MLPs.
+CONTENT_OVERRIDES = ("model.use_item_id=false", "model.use_user_id=false", "model.use_history=false",
+                     "model.normalize=false", 'train.loss="bpr"', "model.embed_dim=128", "model.hidden_dim=512")
+
+
+@dataclass
+class EvalResult:
+    """Metrics of geotower and its baselines on one test set, plus the protocol counts that qualify them."""
+
+    run_dir: Path
+    k: int
+    rows: list[ModelResult]
+    users: int  # warm users evaluated
+    cold_users: int  # users with ground truth but no train positive (not evaluated)
+    unknown_users: int  # distinct test-file users not in the dataset (dropped)
+    unknown_items: int  # distinct test-file items not in the catalogue (dropped)
+    test_rows: int
+    test_source: str
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def row(self, model: str) -> ModelResult:
+        return next(r for r in self.rows if r.model == model)
+
+    def summary(self) -> dict[str, Any]:
+        return {"test": self.test_source, "test_rows": self.test_rows, "users_evaluated": self.users,
+                "cold_users": self.cold_users, "unknown_users": self.unknown_users,
+                "unknown_items": self.unknown_items}
+
+
+@dataclass
+class HeldOut:
+    """The evaluation index space (all dataset users x the run's items) and the matrices every model is judged on."""
+
+    user_ids: np.ndarray  # (n_users,) str
+    item_ids: np.ndarray  # (n_items,) str, the run's embedding row order
+    train_pos: sp.csr_matrix  # (n_users, n_items) positive train weights (what baselines fit)
+    seen: sp.csr_matrix  # (n_users, n_items) train rows of any rating (masked)
+    relevant: sp.csr_matrix  # (n_users, n_items) test positives
+    users: np.ndarray  # warm users with ground truth: the evaluated set
+    cold_users: int
+
+    @property
+    def batch_size(self) -> int:
+        return block_batch_size(len(self.item_ids))
+
+    def matrix(self, rows: pd.DataFrame, values: np.ndarray | None = None) -> sp.csr_matrix:
+        """(n_users, n_items) CSR of the rows' pairs, duplicates summed; binary when ``values`` is None."""
+        u = pd.Index(self.user_ids).get_indexer(rows[S.USER_ID])
+        i = pd.Index(self.item_ids).get_indexer(rows[S.ITEM_ID])
+        ok = (u >= 0) & (i >= 0)
+        data = np.ones(int(ok.sum()), np.float32) if values is None else values[ok].astype(np.float32)
+        m = sp.csr_matrix((data, (u[ok], i[ok])), shape=(len(self.user_ids), len(self.item_ids)))
+        m.sum_duplicates()
+        if values is None:
+            m.data[:] = 1.0
+        return m
+
+
+def _positives(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.loc[rows[S.POSITIVE].to_numpy()]
+
+
+def build_heldout(train: pd.DataFrame, test: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray) -> HeldOut:
+    """Matrices and the warm/cold user sets for one train/test pair (pure)."""
+    empty = sp.csr_matrix((len(user_ids), len(item_ids)), dtype=np.float32)
+    proto = HeldOut(np.asarray(user_ids, str), np.asarray(item_ids, str), empty, empty, empty,
+                     np.empty(0, np.int64), 0)
+    pos = _positives(train)
+    proto.train_pos = proto.matrix(pos, pos[S.WEIGHT].to_numpy())
+    proto.seen = proto.matrix(train)
+    proto.relevant = proto.matrix(_positives(test))
+    has_truth = np.diff(ground_truth(proto.relevant, proto.seen).indptr) > 0
+    warm = np.diff(proto.train_pos.indptr) > 0
+    proto.users = np.flatnonzero(has_truth & warm).astype(np.int64)
+    proto.cold_users = int((has_truth & ~warm).sum())
+    return proto
+
+
+# --- loading the run and its test set -------------------------------------------------------------
+def _load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any], Dataset]:
+    manifest = artifacts.read_json(run_dir / artifacts.MANIFEST)
+    cfg = from_dict(artifacts.read_json(run_dir / artifacts.CONFIG_JSON))
+    if "dataset_dir" not in manifest:
+        raise GeotowerError(f"{run_dir / artifacts.MANIFEST} has no dataset_dir; cannot recompute the split")
+    return cfg, manifest, load_dataset(manifest["dataset_dir"], strict=cfg.data.strict)
+
+
+def _holdout(ds: Dataset, cfg: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    split = holdout_split(ds.interactions, cfg.eval.test_fraction, cfg.seed)
+    if len(split.test) == 0:
+        raise DataError(f"the held-out split is empty (method {split.method}, cutoff {split.cutoff}): "
+                        "no interactions come after the cut; pass --test FILE", path=ds.files["interactions"])
+    how = f"held-out {split.method} split, test_fraction {cfg.eval.test_fraction}"
+    how += f", cutoff {split.cutoff}" if split.cutoff is not None else f", seed {cfg.seed}"
+    inter = ds.interactions
+    return inter.iloc[split.train].reset_index(drop=True), inter.iloc[split.test].reset_index(drop=True), how
+
+
+def _check_same_split(manifest: dict[str, Any], n_train: int, n_test: int) -> None:
+    """Warn when the recomputed split differs from the one training recorded (the run would have seen test rows)."""
+    rows = manifest.get("rows", {})
+    recorded = (rows.get("train"), rows.get("test"))
+    if None not in recorded and recorded != (n_train, n_test):
+        warnings.warn(f"the recomputed held-out split has {n_train} train / {n_test} test rows but training recorded "
+                      f"{recorded[0]} / {recorded[1]}; the metrics may include rows the model trained on",
+                      GeotowerWarning, stacklevel=3)
+
+
+def read_test_file(path: Path, ds: Dataset, item_ids: np.ndarray) -> tuple[pd.DataFrame, int, int]:
+    """A test file judged by the dataset's rules; rows with unknown users/items are dropped and counted.
+
+    Returns:
+        (rows, distinct unknown users, distinct unknown items).
+
+    Raises:
+        DataError: unreadable file, a rating column missing while training had one, or no usable rows.
+    """
+    rows = read_interactions(path, ds.spec)
+    if S.RATING in ds.interactions.columns and S.RATING not in rows.columns and len(rows):
+        raise DataError("missing column: the training data has ratings, so the test rows need them too to tell "
+                        "positives", path=path, column=S.RATING)
+    known_users = set(ds.interactions[S.USER_ID]) | (set(ds.users[S.USER_ID]) if ds.users is not None else set())
+    bad_user = ~rows[S.USER_ID].isin(known_users).to_numpy()
+    bad_item = ~rows[S.ITEM_ID].isin(set(item_ids)).to_numpy()
+    n_users, n_items = rows.loc[bad_user, S.USER_ID].nunique(), rows.loc[bad_item, S.ITEM_ID].nunique()
+    if n_users or n_items:
+        warnings.warn(f"{path}: dropped {int((bad_user | bad_item).sum())} of {len(rows)} rows with {n_users} "
+                      f"unknown users and {n_items} unknown items", GeotowerWarning, stacklevel=3)
+    rows = rows.loc[~(bad_user | bad_item)].reset_index(drop=True)
+    if len(rows) == 0:
+        raise DataError("the test set is empty" + (" after dropping unknown users/items" if n_users + n_items
+                                                   else ""), path=path)
+    return rows, int(n_users), int(n_items)
+
+
+def _all_users(ds: Dataset) -> np.ndarray:
+    users = set(ds.interactions[S.USER_ID])
+    if ds.users is not None:
+        users |= set(ds.users[S.USER_ID])
+    return np.array(sorted(users), dtype=str)
+
+
+# --- the models --------------------------------------------------------------------------------------
+def _embedding_scorer(name: str, bundle: Any, proto: HeldOut) -> Callable[[np.ndarray], np.ndarray]:
+    """score_fn over the held-out user indices from a bundle's saved embeddings (plain dot products).
+
+    A warm user without a saved embedding (should not happen for a consistent run) scores 0 for every item,
+    with a warning, so all models are still judged on the same users.
+    """
+    items = pd.Index(bundle.item_ids.astype(str)).get_indexer(proto.item_ids)
+    if (items < 0).any():
+        raise ArtifactError(f"{bundle.run_dir}: {int((items < 0).sum())} dataset items have no embedding")
+    item_emb_t = np.ascontiguousarray(bundle.item_emb[items].T)  # (d, n_items)
+    user_emb = np.vstack([bundle.user_emb, np.zeros((1, bundle.user_emb.shape[1]), bundle.user_emb.dtype)])
+    rows = pd.Index(bundle.user_ids.astype(str)).get_indexer(proto.user_ids)  # (n_users,) -1 = no embedding
+    missing = int((rows[proto.users] < 0).sum())
+    if missing:
+        warnings.warn(f"{name}: {missing} warm test users have no saved embedding; they score 0 for every item",
+                      GeotowerWarning, stacklevel=3)
+    rows[rows < 0] = len(user_emb) - 1  # the zero row
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return user_emb[rows[users]] @ item_emb_t  # (b, n_items)
+
+    return score
+
+
+def _model_row(name: str, bundle: Any, proto: HeldOut, k: int, progress: bool, fit_s: float | None,
+               params: dict[str, Any], label: str) -> ModelResult:
+    score = _embedding_scorer(name, bundle, proto)
+    metrics = evaluate_scorer(score, proto.users, proto.relevant, proto.seen, k, proto.batch_size, progress)
+    return ModelResult(name, metrics, fit_s, params, label=label)
+
+
+def _geotower_row(run_dir: Path, manifest: dict[str, Any], proto: HeldOut, k: int, progress: bool) -> ModelResult:
+    bundle = load_bundle(run_dir)
+    params = {key: manifest[key] for key in ("best_epoch",) if key in manifest}
+    return _model_row("geotower", bundle, proto, k, progress, manifest.get("wall_time_s"), params, "geotower")
+
+
+def _validation(train: pd.DataFrame, proto: HeldOut, cfg: RunConfig) -> tuple[sp.csr_matrix, ...]:
+    """Validation carved from the train rows exactly as training does (contract C, seed + 1)."""
+    split = holdout_split(train, cfg.train.val_fraction, cfg.seed + 1)
+    fit_rows, val_rows = train.iloc[split.train], train.iloc[split.test]
+    pos = _positives(fit_rows)
+    return proto.matrix(pos, pos[S.WEIGHT].to_numpy()), proto.matrix(fit_rows), proto.matrix(_positives(val_rows))
+
+
+def _cf_rows(names: Sequence[str], train: pd.DataFrame, proto: HeldOut, cfg: RunConfig, k: int, progress: bool,
+             grids: Mapping[str, Mapping[str, Sequence[Any]]] | None) -> list[ModelResult]:
+    val_train, val_seen, val_relevant = _validation(train, proto, cfg)
+    if names and not B.has_ground_truth(val_relevant, val_seen):
+        warnings.warn(f"the validation split (train.val_fraction={cfg.train.val_fraction}) has no unseen positives; "
+                      "baselines are not tuned and use their default params", GeotowerWarning, stacklevel=3)
+    out = []
+    for name in names:
+        # BPR's Hogwild SGD is only reproducible on 1 thread; implicit's default (all cores) also spin-waits badly
+        # on a busy machine (ALS 2.2 s vs 0.8 s on MovieLens-100k with 2 loaded cores), so 0 means 1 here
+        threads = 1 if name == "bpr" else max(cfg.train.threads, 1)
+        tuned = B.tune_and_fit(name, proto.train_pos, val_train, val_relevant, k,
+                               None if grids is None else grids.get(name, {}), cfg.seed, threads,
+                               val_seen=val_seen)
+        metrics = evaluate_scorer(tuned.model.score, proto.users, proto.relevant, proto.seen, k, proto.batch_size,
+                                  progress)
+        params = {**tuned.params, **({"val_ndcg": round(tuned.val_ndcg, 4), "tune_s": round(tuned.tune_s, 2)}
+                                     if tuned.val_ndcg is not None else {})}
+        out.append(ModelResult(name, metrics, tuned.fit_s, params, label=B.DISPLAY_NAMES[name]))
+    return out
+
+
+def _content_row(run_dir: Path, manifest: dict[str, Any], proto: HeldOut, k: int, progress: bool) -> ModelResult:
+    """Train (or reuse) the original content-only two-tower under RUN/baselines and score it like geotower."""
+    label = "content two-tower (original)"
+    try:
+        from geotower.pipeline.train import train_run
+    except ImportError as exc:
+        return ModelResult(CONTENT_TWOTOWER, {}, note=f"skipped: training pipeline unavailable ({exc})", label=label)
+    out = run_dir / "baselines" / CONTENT_TWOTOWER
+    content_cfg = _with_overrides(artifacts.read_json(run_dir / artifacts.CONFIG_JSON), CONTENT_OVERRIDES)
+    try:
+        bundle = _reuse(out, content_cfg)
+        reused = bundle is not None
+        t0 = time.perf_counter()
+        if bundle is None:
+            train_run(manifest["dataset_dir"], out, content_cfg, progress=progress)
+            bundle = load_bundle(out)
+        fit_s = artifacts.read_json(out / artifacts.MANIFEST).get("wall_time_s") if reused else \
+            time.perf_counter() - t0
+    except GeotowerError as exc:
+        return ModelResult(CONTENT_TWOTOWER, {}, note=f"skipped: {exc}", label=label)
+    params = {"user_tower": "profile", "loss": "bpr", "mlp": "512/128"}
+    row = _model_row(CONTENT_TWOTOWER, bundle, proto, k, progress, fit_s, params, label)
+    row.note = "reused the earlier fit in RUN/baselines" if reused else ""
+    return row
+
+
+def _reuse(out: Path, cfg: RunConfig) -> Any:
+    """An earlier fit of the same config on the same (unchanged) data, or None."""
+    if not (out / artifacts.MANIFEST).exists() or not (out / artifacts.CONFIG_JSON).exists():
+        return None
+    if artifacts.read_json(out / artifacts.CONFIG_JSON) != cfg.to_dict():
+        return None
+    try:
+        return load_bundle(out)  # verifies the data fingerprint
+    except ArtifactError:
+        return None
+
+
+def _with_overrides(base: dict[str, Any], overrides: Sequence[str]) -> RunConfig:
+    """The run's own config with ``section.key=value`` overrides applied (same parsing as ``--set``)."""
+    import tomllib
+
+    raw = {name: dict(value) if isinstance(value, dict) else value for name, value in base.items()}
+    for text in overrides:
+        key, value = text.split("=", 1)
+        section, name = key.split(".")
+        raw.setdefault(section, {})[name] = tomllib.loads(f"v = {value}")["v"]
+    return from_dict(raw)
+
+
+# --- the pipeline ------------------------------------------------------------------------------------
+def evaluate_run(run_dir: str | Path, k: int | None = None, test_file: str | Path | None = None,
+                 baselines: bool = False, progress: bool = True,
+                 grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None) -> EvalResult:
+    """Evaluate a run (and optionally the baselines) and write ``RUN/eval/{metrics.json,report.md,metrics.png}``.
+
+    Args:
+        run_dir: a run folder written by ``geotower train``.
+        k: cut-off; defaults to the run's ``eval.k``.
+        test_file: interactions to judge instead of the run's held-out split.
+        baselines: also fit, tune and score the baselines named in the run's ``eval.baselines``.
+        progress: show progress bars.
+        grids: per-baseline tuning grids overriding :data:`geotower.evaluate.baselines.DEFAULT_GRIDS`.
+
+    Raises:
+        ConfigError: bad K. DataError: unreadable or empty test set, or no warm test user.
+        ArtifactError: missing/corrupt run files or a dataset changed since training.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise GeotowerError(f"run directory {run} does not exist")
+    cfg, manifest, ds = _load_run(run)
+    k = cfg.eval.k if k is None else k
+    item_ids = ds.items[S.ITEM_ID].to_numpy().astype(str)
+    check_k(k, len(item_ids))
+    train, test, source = _holdout(ds, cfg)
+    _check_same_split(manifest, len(train), len(test))
+    unknown_users = unknown_items = 0
+    if test_file is not None:
+        test, unknown_users, unknown_items = read_test_file(Path(test_file), ds, item_ids)
+        source = f"file {test_file}"
+    proto = build_heldout(train, test, _all_users(ds), item_ids)
+    _require_users(proto, test, source)
+    rows = [_geotower_row(run, manifest, proto, k, progress)]
+    if baselines:
+        rows += _baseline_rows(run, cfg, manifest, train, proto, k, progress, grids)
+    result = EvalResult(run, k, rows, len(proto.users), proto.cold_users, unknown_users, unknown_items, len(test),
+                        source)
+    result.paths = write_report(run / EVAL_DIR, rows, k, result.summary())
+    log_tensorboard(run / "tb", rows, k, int(manifest.get("best_epoch", 0) or 0))
+    return result
+
+
+def _require_users(proto: HeldOut, test: pd.DataFrame, source: str) -> None:
+    if proto.relevant.nnz == 0:
+        raise DataError(f"the test set ({source}) has no positive interactions ({len(test)} rows)")
+    if len(proto.users) == 0:
+        raise DataError(f"no warm test user in {source}: {proto.cold_users} users have unseen test positives but "
+                        "none has a train positive")
+
+
+def _baseline_rows(run: Path, cfg: RunConfig, manifest: dict[str, Any], train: pd.DataFrame, proto: HeldOut,
+                   k: int, progress: bool, grids: Mapping[str, Mapping[str, Sequence[Any]]] | None
+                   ) -> list[ModelResult]:
+    names = [n for n in cfg.eval.baselines if n in B.FACTORIES]
+    unknown = [n for n in cfg.eval.baselines if n not in B.FACTORIES and n != CONTENT_TWOTOWER]
+    if unknown:
+        warnings.warn(f"eval.baselines: unknown {unknown} skipped; available: {', '.join(B.FACTORIES)}, "
+                      f"{CONTENT_TWOTOWER}", GeotowerWarning, stacklevel=3)
+    rows = _cf_rows(names, train, proto, cfg, k, progress, grids)
+    if CONTENT_TWOTOWER in cfg.eval.baselines:
+        rows.append(_content_row(run, manifest, proto, k, progress))
+    return rows
