@@ -1,0 +1,68 @@
+"""A static map of one user's recommendations: what people look at to judge the answers, as a PNG.
+
+No tiles are fetched (there is no network at run time); the geography comes from the places themselves and, when
+given, OSM line geometries (roads) drawn underneath.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geotower import artifacts
+
+
+def plot_recommendations_map(
+    items: pd.DataFrame,
+    seen_ids: Sequence[str],
+    recommended: pd.DataFrame,
+    path: str | Path,
+    title: str,
+    background: Sequence[np.ndarray] = (),
+    home: tuple[float, float] | None = None,
+) -> Path:
+    """Write a PNG map: every place in grey, the user's past places in blue, recommendations ranked in red.
+
+    Args:
+        items: all places with ``item_id, lat, lon``.
+        seen_ids: item ids the user interacted with in training.
+        recommended: ``item_id, name, lat, lon, score`` in rank order.
+        path: output PNG (written atomically).
+        title: figure title.
+        background: line coordinate arrays ``(n, 2)`` as (lon, lat), e.g. roads, drawn thin underneath.
+        home: the user's (lat, lon) when known (simulated data), drawn as a house marker.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    fig, ax = plt.subplots(figsize=(8, 8), dpi=110)
+    if len(background):
+        ax.add_collection(LineCollection(list(background), colors="#d0d0d0", linewidths=0.5, zorder=0))
+    ax.scatter(items["lon"], items["lat"], s=6, c="#9a9a9a", label="places", zorder=1)
+    seen = items[items["item_id"].isin(set(seen_ids))]
+    ax.scatter(seen["lon"], seen["lat"], s=30, c="#1f77b4", label="visited (train)", zorder=2)
+    ax.scatter(recommended["lon"], recommended["lat"], s=90, c="#d62728", marker="*", label="recommended",
+               zorder=3)
+    for rank, row in enumerate(recommended.itertuples(index=False), start=1):  # K labels, not a hot path
+        ax.annotate(f"{rank}. {row.name}", (row.lon, row.lat), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points", zorder=4)
+    if home is not None:
+        ax.scatter([home[1]], [home[0]], s=120, c="#2ca02c", marker="^", label="home (simulated)", zorder=3)
+    lat0 = float(np.nanmean(items["lat"]))
+    ax.set_aspect(1.0 / np.cos(np.radians(lat0)))  # equal metres on both axes
+    ax.set_xlim(items["lon"].min() - 0.001, items["lon"].max() + 0.001)
+    ax.set_ylim(items["lat"].min() - 0.001, items["lat"].max() + 0.001)
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    artifacts.write_with(path, lambda p: fig.savefig(p, format="png"))
+    plt.close(fig)
+    return Path(path)
