@@ -1,0 +1,208 @@
+"""The diner simulator: exact Yelp format, determinism, the round trip through prepare_yelp, the generative model's
+known tendencies (distance decay, taste), hand-computed ground-truth utilities and bad inputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import typer
+from ingest_helpers import HELSINKI, PHILLY
+from typer.testing import CliRunner
+
+from geotower.errors import ConfigError, DataError, GeotowerWarning
+from geotower.ingest.dataset import load_dataset
+from geotower.ingest.simulate import (
+    SimConfig,
+    _review_counts,
+    ground_truth_scores,
+    project,
+    read_places,
+    simulate,
+    yelp_categories,
+)
+from geotower.ingest.yelp import prepare_yelp
+
+YELP_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+CFG = SimConfig(n_reviews=3000, n_users=300, seed=7)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3000 reviews by 300 users of the 429 real Helsinki places (seed 7)."""
+    out = tmp_path_factory.mktemp("sim")
+    simulate(HELSINKI, out, CFG, progress=False)
+    return out
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_review_json_is_exact_yelp_format(sim: Path) -> None:
+    reviews = _lines(sim / "review.json")
+    assert len(reviews) == 3000
+    assert list(reviews[0]) == ["review_id", "user_id", "business_id", "stars", "useful", "funny", "cool", "text",
+                                "date"]
+    for r in reviews[:200]:
+        assert YELP_ID.match(r["review_id"]) and YELP_ID.match(r["user_id"])
+        assert type(r["stars"]) is int and 1 <= r["stars"] <= 5
+        assert all(type(r[k]) is int for k in ("useful", "funny", "cool")) and isinstance(r["text"], str)
+        assert DATE.match(r["date"])
+    assert {r["stars"] for r in reviews} == {1, 2, 3, 4, 5}
+    assert len({r["review_id"] for r in reviews}) == 3000
+    pairs = {(r["user_id"], r["business_id"]) for r in reviews}
+    assert len(pairs) == 3000  # sampling without replacement: nobody reviews a place twice
+    assert len({r["user_id"] for r in reviews}) == 300
+
+
+def test_business_json_is_exact_yelp_format(sim: Path) -> None:
+    business = _lines(sim / "business.json")
+    places = pd.read_csv(HELSINKI)
+    assert [b["business_id"] for b in business] == places["business_id"].tolist()
+    assert list(business[0]) == ["business_id", "name", "address", "city", "state", "postal_code", "latitude",
+                                 "longitude", "stars", "review_count", "is_open", "attributes", "categories", "hours"]
+    for b in business:
+        assert type(b["stars"]) is float and b["stars"] * 2 == int(b["stars"] * 2)  # half stars
+        assert type(b["latitude"]) is float and type(b["review_count"]) is int
+    assert sum(b["review_count"] for b in business) == 3000
+    assert business[0]["categories"] == "Restaurants, cafe, tee"  # OSM "cafe, tee" gets Yelp's root category
+
+
+def test_same_seed_gives_identical_bytes(sim: Path, tmp_path: Path) -> None:
+    simulate(HELSINKI, tmp_path / "again", CFG, progress=False)
+    for name in ("business.json", "review.json", "ground_truth/users.parquet", "ground_truth/items.parquet"):
+        assert (tmp_path / "again" / name).read_bytes() == (sim / name).read_bytes(), name
+    simulate(HELSINKI, tmp_path / "other", SimConfig(n_reviews=3000, n_users=300, seed=8), progress=False)
+    assert (tmp_path / "other" / "review.json").read_bytes() != (sim / "review.json").read_bytes()
+
+
+def test_round_trip_through_prepare_yelp(sim: Path, tmp_path: Path) -> None:
+    report = prepare_yelp(sim / "business.json", sim / "review.json", tmp_path / "ds")
+    assert (report.businesses_kept, report.reviews_kept, report.users) == (429, 3000, 300)
+    ds = load_dataset(tmp_path / "ds")
+    share = ds.interactions["positive"].mean()
+    assert 0.6 < share < 0.95  # stars >= 3, Yelp-like
+
+
+def test_choices_follow_distance_decay_and_taste(sim: Path) -> None:
+    reviews = pd.read_json(sim / "review.json", lines=True, dtype={"user_id": str, "business_id": str})
+    users = pq.read_table(sim / "ground_truth" / "users.parquet").to_pandas()
+    items = pd.read_csv(HELSINKI)["business_id"].tolist()
+    sample = users["user_id"].tolist()[:100]
+    util = ground_truth_scores(sim / "ground_truth", sample, items)  # (100, 429)
+    chosen = reviews[reviews["user_id"].isin(sample)]
+    u = pd.Index(sample).get_indexer(chosen["user_id"])
+    i = pd.Index(items).get_indexer(chosen["business_id"])
+    # chosen places have clearly higher utility than the user's average place (softmax choice)
+    assert util[u, i].mean() > util.mean(axis=1)[u].mean() + 1.0
+    # ratings rise with utility: mean utility of 5-star choices above that of 1-2 star choices
+    stars = chosen["stars"].to_numpy()
+    assert util[u, i][stars == 5].mean() > util[u, i][stars <= 2].mean()
+
+
+def test_ground_truth_scores_known_answer(tmp_path: Path) -> None:
+    # user at (0, 0), item 0.01 deg east on the equator: d = 0.01 * 111.32 km = 1.1132 km
+    # U = [1, 2].[3, 4] + 0.5 - 1.0 * 1.1132 = 11 + 0.5 - 1.1132 = 10.3868; item at the user's home: 11 + 0.5 = 11.5
+    gt = tmp_path / "ground_truth"
+    gt.mkdir()
+    vec = pa.FixedSizeListArray.from_arrays(pa.array(np.array([3, 4, 3, 4], np.float32)), 2)
+    pq.write_table(pa.table({"user_id": ["u"], "home_lat": [0.0], "home_lon": [0.0], "decay_per_km": [1.0],
+                             "taste": pa.FixedSizeListArray.from_arrays(pa.array(np.array([1, 2], np.float32)), 2)}),
+                   gt / "users.parquet")
+    pq.write_table(pa.table({"item_id": ["a", "b"], "lat": [0.0, 0.0], "lon": [0.01, 0.0], "quality": [0.5, 0.5],
+                             "vec": vec}), gt / "items.parquet")
+    (gt / "meta.json").write_text(json.dumps({"origin": [0.0, 0.0]}))
+    np.testing.assert_allclose(ground_truth_scores(gt, ["u"], ["a", "b"]), [[10.3868, 11.5]], atol=1e-4)
+    with pytest.raises(DataError, match=r"items\.parquet, column 'item_id': 1 unknown ids, e.g. 'zz'"):
+        ground_truth_scores(gt, ["u"], ["a", "zz"])
+
+
+def test_projection_known_answer() -> None:
+    # at lat 60, one degree of longitude is 111.32 * cos(60 deg) = 55.66 km; one degree of latitude 110.574 km
+    np.testing.assert_allclose(project([61.0], [26.0], (60.0, 25.0)), [[55.66, 110.574]], atol=1e-3)
+
+
+def test_review_counts_sum_and_cap() -> None:
+    rng = np.random.default_rng(0)
+    counts = _review_counts(100, SimConfig(n_reviews=2000), 30, rng)
+    assert counts.sum() == 2000 and counts.min() >= 1 and counts.max() <= 30
+    with pytest.raises(ConfigError, match="change --users"):
+        _review_counts(10, SimConfig(n_reviews=2000), 30, rng)
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("cafe, tee", "Restaurants, cafe, tee"),
+    ("Fast Food", "Restaurants, Fast Food"),
+    ("Food, Bakeries", "Food, Bakeries"),
+    ("Sushi Bars, Restaurants", "Sushi Bars, Restaurants"),
+    (None, "Restaurants"),
+])
+def test_yelp_categories(given: str | None, expected: str) -> None:
+    assert yelp_categories(pd.Series([given]))[0] == expected
+
+
+def test_osm_features_enter_the_model(tmp_path: Path) -> None:
+    places = pd.read_csv(PHILLY / "restaurants.csv").head(300)
+    places.to_csv(tmp_path / "places.csv", index=False)
+    feats = pd.read_csv(PHILLY / "geo_feature_matrix.csv").head(290)  # 10 places without features
+    feats.to_csv(tmp_path / "feats.csv", index=False)
+    with pytest.warns(GeotowerWarning, match="10 places have no features"):
+        simulate(tmp_path / "places.csv", tmp_path / "out", SimConfig(n_reviews=500, seed=1),
+                 features=tmp_path / "feats.csv", progress=False)
+    meta = json.loads((tmp_path / "out" / "ground_truth" / "meta.json").read_text())
+    assert len(meta["blocks"]["osm"]) == 54 and "roads_100m_len" in meta["blocks"]["osm"]
+    vec = pq.read_table(tmp_path / "out" / "ground_truth" / "items.parquet").column("vec")
+    width = len(meta["blocks"]["categories"]) + len(meta["blocks"]["latent"]) + 54
+    assert len(vec[0]) == width
+
+
+@pytest.mark.parametrize("change, column, row", [
+    (lambda d: d.drop(columns="lat"), "lat", None),
+    (lambda d: d.assign(lon=[0.0, 200.0, 0.0]), "lon", 1),
+    (lambda d: d.assign(business_id=["a", "b", "a"]), "business_id", 2),
+])
+def test_bad_places(change, column: str, row: int | None, tmp_path: Path) -> None:
+    places = pd.DataFrame({"business_id": ["a", "b", "c"], "name": ["A", "B", "C"], "lat": [0.0, 0.0, 0.0],
+                           "lon": [0.0, 0.1, 0.2], "categories": ["Food"] * 3})
+    change(places).to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(DataError) as exc:
+        read_places(tmp_path / "p.csv")
+    assert "p.csv" in str(exc.value) and f"column {column!r}" in str(exc.value)
+    if row is not None:
+        assert f"row {row}" in str(exc.value)
+
+
+def test_cli_simulate_then_prepare(tmp_path: Path) -> None:
+    from geotower._cli.ingest import register
+
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["simulate", "--places", str(HELSINKI), "--out", str(tmp_path / "sim"),
+                                      "--reviews", "400", "--users", "40", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert "400 reviews by 40 users of 429 places" in result.output
+    assert len((tmp_path / "sim" / "review.json").read_text().splitlines()) == 400
+
+
+def test_cli_prepare_with_osm(tmp_path: Path) -> None:
+    pytest.importorskip("geotower.geo.context")
+    from geotower._cli.ingest import register
+
+    app = typer.Typer()
+    register(app)
+    simulate(HELSINKI, tmp_path / "sim", SimConfig(n_reviews=200, seed=1), progress=False)
+    zip_path = HELSINKI.parent / "helsinki-free.shp.zip"
+    result = CliRunner().invoke(app, ["prepare", "yelp", "--business", str(tmp_path / "sim" / "business.json"),
+                                      "--reviews", str(tmp_path / "sim" / "review.json"), "--out",
+                                      str(tmp_path / "ds"), "--osm", str(zip_path), "--set", "features.radii=[100]"])
+    assert result.exit_code == 0, result.output
+    items = pd.read_parquet(tmp_path / "ds" / "items.parquet")
+    assert "pois_100m_count" in items.columns and len(items) == 429
