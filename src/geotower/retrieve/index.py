@@ -1,0 +1,309 @@
+"""Maximum-inner-product search over item embeddings: one ``Retriever`` protocol, an exact and a FAISS implementation.
+
+``ExactIndex`` is a plain matmul + partial sort and is the reference everything else is measured against.
+``FaissIndex`` wraps a FAISS flat / HNSW / IVF index; a candidate subset or an exclusion set is passed as a FAISS
+``IDSelectorBitmap``, so filtering happens inside the search rather than after it. Indexes are saved with
+``faiss.serialize_index`` through :mod:`geotower.artifacts` (atomic, no pickle), next to ``index.json`` that records
+the kind, parameters, the measured recall@10 against exact search and a hash of the embeddings it was built from.
+This module is numpy/FAISS only; FAISS is imported lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from geotower import artifacts
+from geotower.errors import ArtifactError, ConfigError
+
+INDEX_JSON = "index.json"
+INDEX_FILE = "index.faiss"
+KINDS = ("auto", "flat", "hnsw", "ivf")
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+class Retriever(Protocol):
+    """Top-K inner-product search over a fixed, growable set of item vectors (row i = item i)."""
+
+    kind: str
+
+    @property
+    def n_items(self) -> int: ...
+
+    def add(self, emb: FloatArray) -> None: ...
+
+    def search(self, queries: FloatArray, k: int, include: IntArray | None = None,
+               exclude: IntArray | None = None) -> tuple[FloatArray, IntArray]: ...
+
+
+def _import_faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - faiss-cpu is a core dependency
+        raise ConfigError("FAISS is needed for hnsw/ivf indexes: pip install faiss-cpu") from exc
+    return faiss
+
+
+def topk_rows(scores: FloatArray, k: int) -> tuple[FloatArray, IntArray]:
+    """Best ``k`` columns of each row, best first; ``-inf`` entries come back as id -1.
+
+    Args:
+        scores: (b, n) scores.
+
+    Returns:
+        ((b, k) scores, (b, k) column ids); padded with (-inf, -1) when n < k.
+    """
+    b, n = scores.shape
+    kk = min(k, n)
+    if kk == 0:
+        return np.full((b, k), -np.inf, dtype=np.float32), np.full((b, k), -1, dtype=np.int64)
+    if b == 1:
+        return _topk_one(scores[0], k, kk)
+    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (b, 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)  # by score desc, ties by lower id
+    ids = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    top = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    ids[np.isneginf(top)] = -1
+    if kk < k:
+        top = np.pad(top, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+        ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
+    return top, ids
+
+
+def _topk_one(s: FloatArray, k: int, kk: int) -> tuple[FloatArray, IntArray]:
+    """:func:`topk_rows` for a single query (the serving path), without the 2-d gather overhead."""
+    part = np.argpartition(-s, kk - 1)[:kk] if kk < len(s) else np.arange(len(s))
+    ids = part[np.lexsort((part, -s[part]))].astype(np.int64)
+    top = s[ids].astype(np.float32)
+    ids[np.isneginf(top)] = -1
+    if kk < k:
+        top = np.pad(top, (0, k - kk), constant_values=-np.inf)
+        ids = np.pad(ids, (0, k - kk), constant_values=-1)
+    return top[None, :], ids[None, :]
+
+
+def _scores(queries: FloatArray, emb: FloatArray) -> FloatArray:
+    """(b, n) inner products. One query goes through einsum, not BLAS: a multi-threaded BLAS gemv on a busy
+    server spends far longer synchronising threads than computing (measured 24 ms vs 0.3 ms for 5,851 x 128)."""
+    if len(queries) == 1:
+        return np.einsum("nd,d->n", emb, queries[0])[None, :]
+    return queries @ emb.T
+
+
+class ExactIndex:
+    """Exact search: ``emb @ q`` then a partial sort. Fast up to tens of thousands of items.
+
+    Args:
+        emb: (n_items, d) float32 item embeddings.
+    """
+
+    kind = "flat"
+
+    def __init__(self, emb: FloatArray) -> None:
+        self.emb = np.ascontiguousarray(emb, dtype=np.float32)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.emb)
+
+    def add(self, emb: FloatArray) -> None:
+        self.emb = np.concatenate([self.emb, np.asarray(emb, dtype=np.float32)])
+
+    def search(self, queries: FloatArray, k: int, include: IntArray | None = None,
+               exclude: IntArray | None = None) -> tuple[FloatArray, IntArray]:
+        """Top-k items per query, restricted to ``include`` rows and never returning ``exclude`` rows.
+
+        Args:
+            queries: (b, d) float32.
+            include: candidate rows (ascending); None = all items.
+            exclude: rows that must not be returned (e.g. items the user has seen).
+
+        Returns:
+            ((b, k) scores, (b, k) item rows), padded with (-inf, -1) when fewer than k items qualify.
+        """
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        rows = np.arange(self.n_items) if include is None else np.asarray(include, dtype=np.int64)
+        emb = self.emb if include is None else self.emb[rows]
+        scores = _scores(queries, emb)  # (b, n_candidates)
+        if exclude is not None and len(exclude):
+            mask = np.isin(rows, exclude, assume_unique=False) if include is not None else np.asarray(exclude)
+            scores[:, mask] = -np.inf
+        top, local = topk_rows(scores, k)
+        ids = np.where(local >= 0, rows[np.maximum(local, 0)], -1) if len(rows) else local
+        return top, ids
+
+
+class FaissIndex:
+    """A FAISS inner-product index (flat, HNSW or IVF) whose ids are catalog rows.
+
+    Args:
+        kind: "flat", "hnsw" or "ivf".
+        params: search/build parameters (hnsw: M, ef_construction, ef_search; ivf: nlist, nprobe).
+    """
+
+    def __init__(self, kind: str, dim: int, params: dict[str, int] | None = None, index: Any = None) -> None:
+        self.kind = kind
+        self.dim = dim
+        self.params = dict(params or {})
+        self.index = index
+
+    @property
+    def n_items(self) -> int:
+        return 0 if self.index is None else int(self.index.ntotal)
+
+    def build(self, emb: FloatArray, seed: int = 0) -> FaissIndex:
+        """Create and fill the FAISS index; IVF centroids are trained on a seeded sample of at most 64k rows."""
+        faiss = _import_faiss()
+        emb = np.ascontiguousarray(emb, dtype=np.float32)
+        n = len(emb)
+        if self.kind == "flat":
+            self.index = faiss.IndexFlatIP(self.dim)
+        elif self.kind == "hnsw":
+            self.params = {"M": 32, "ef_construction": 80, "ef_search": 96, **self.params}
+            self.index = faiss.IndexHNSWFlat(self.dim, self.params["M"], faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efConstruction = self.params["ef_construction"]
+        elif self.kind == "ivf":
+            nlist = int(np.clip(4 * np.sqrt(n), 1, max(1, n // 39)))
+            self.params = {"nlist": nlist, "nprobe": min(nlist, max(16, nlist // 16)), **self.params}
+            quantizer = faiss.IndexFlatIP(self.dim)
+            self.index = faiss.IndexIVFFlat(quantizer, self.dim, self.params["nlist"], faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(seed)
+            sample = emb[np.sort(rng.choice(n, size=min(n, 64 * 1024), replace=False))]
+            self.index.cp.seed = seed
+            self.index.train(sample)
+        else:
+            raise ConfigError(f"index kind {self.kind!r} is not one of flat, hnsw, ivf")
+        self.index.add(emb)
+        return self
+
+    def add(self, emb: FloatArray) -> None:
+        self.index.add(np.ascontiguousarray(emb, dtype=np.float32))
+
+    def _search_params(self, k: int, sel: Any) -> Any:
+        faiss = _import_faiss()
+        if self.kind == "hnsw":
+            return faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.params["ef_search"], k))
+        if self.kind == "ivf":
+            return faiss.SearchParametersIVF(sel=sel, nprobe=self.params["nprobe"])
+        return faiss.SearchParameters(sel=sel) if sel is not None else None
+
+    def search(self, queries: FloatArray, k: int, include: IntArray | None = None,
+               exclude: IntArray | None = None) -> tuple[FloatArray, IntArray]:
+        """Same contract as :meth:`ExactIndex.search`; approximate for hnsw/ivf, may return fewer than k."""
+        faiss = _import_faiss()
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        bitmap = _bitmap(self.n_items, include, exclude)
+        sel = None if bitmap is None else faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        kk = min(k, self.n_items)
+        scores, ids = self.index.search(queries, kk, params=self._search_params(kk, sel))
+        scores = np.where(ids >= 0, scores, -np.inf).astype(np.float32)
+        if kk < k:
+            scores = np.pad(scores, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+            ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
+        return scores, ids.astype(np.int64)
+
+
+def _bitmap(n: int, include: IntArray | None, exclude: IntArray | None) -> npt.NDArray[np.uint8] | None:
+    """Allowed rows as a little-endian bitmap (FAISS ``IDSelectorBitmap`` layout), or None when all are allowed."""
+    if include is None and (exclude is None or len(exclude) == 0):
+        return None
+    mask = np.ones(n, dtype=bool) if include is None else np.zeros(n, dtype=bool)
+    if include is not None:
+        mask[include] = True
+    if exclude is not None and len(exclude):
+        mask[exclude] = False
+    return np.packbits(mask, bitorder="little")
+
+
+def choose_kind(kind: str, n_items: int, exact_max_items: int) -> str:
+    """Resolve "auto": exact (flat) up to ``exact_max_items``, HNSW above."""
+    if kind not in KINDS:
+        raise ConfigError(f"index kind {kind!r} is not one of {', '.join(KINDS)}")
+    if kind != "auto":
+        return kind
+    return "flat" if n_items <= exact_max_items else "hnsw"
+
+
+def build_index(emb: FloatArray, kind: str = "auto", exact_max_items: int = 50_000, seed: int = 0) -> Retriever:
+    """Index the item embeddings: ``ExactIndex`` for flat, ``FaissIndex`` for hnsw/ivf.
+
+    Args:
+        emb: (n_items, d) float32.
+        kind: "auto", "flat", "hnsw" or "ivf".
+        exact_max_items: catalog size up to which "auto" stays exact.
+    """
+    resolved = choose_kind(kind, len(emb), exact_max_items)
+    if resolved == "flat":
+        return ExactIndex(emb)
+    return FaissIndex(resolved, emb.shape[1]).build(emb, seed=seed)
+
+
+def measure_recall(index: Retriever, emb: FloatArray, queries: FloatArray, k: int = 10,
+                   max_queries: int = 1000, seed: int = 0) -> float:
+    """Mean recall@k of ``index`` against exact search over ``emb``, on a seeded sample of ``queries``."""
+    if isinstance(index, ExactIndex):
+        return 1.0
+    rng = np.random.default_rng(seed)
+    sample = queries[np.sort(rng.choice(len(queries), size=min(len(queries), max_queries), replace=False))]
+    k = min(k, len(emb))
+    _, truth = ExactIndex(emb).search(sample, k)
+    _, found = index.search(sample, k)
+    hits = [np.intersect1d(t[t >= 0], f[f >= 0]).size for t, f in zip(truth, found, strict=True)]
+    return float(np.mean(hits) / k)
+
+
+def embeddings_sha256(emb: FloatArray) -> str:
+    """Hash of the embedding bytes an index was built from; detects a stale index after retraining."""
+    return hashlib.sha256(np.ascontiguousarray(emb, dtype=np.float32).tobytes()).hexdigest()
+
+
+def save_index(run_dir: str | Path, index: Retriever, meta: dict[str, Any]) -> Path:
+    """Write ``index.faiss`` (FAISS kinds only) and ``index.json`` atomically; returns the JSON path."""
+    run_dir = Path(run_dir)
+    if isinstance(index, FaissIndex):
+        faiss = _import_faiss()
+        artifacts.write_bytes(run_dir / INDEX_FILE, faiss.serialize_index(index.index).tobytes())
+        meta = {**meta, "params": index.params, "file": INDEX_FILE}
+    elif (run_dir / INDEX_FILE).exists():
+        (run_dir / INDEX_FILE).unlink()  # a flat index keeps no file; drop a stale one from an earlier build
+    return artifacts.write_json(run_dir / INDEX_JSON, {"kind": index.kind, "n_items": index.n_items, **meta})
+
+
+def read_index_meta(run_dir: str | Path) -> dict[str, Any] | None:
+    """``index.json`` of a run, or None when no index was built yet."""
+    path = Path(run_dir) / INDEX_JSON
+    return artifacts.read_json(path) if path.exists() else None
+
+
+def load_index(run_dir: str | Path, emb: FloatArray) -> tuple[Retriever, dict[str, Any]]:
+    """Load the saved index of a run and check it was built from exactly ``emb``.
+
+    Raises:
+        ArtifactError: no index, unreadable file, or an index built from other embeddings (rerun ``geotower index``).
+    """
+    run_dir = Path(run_dir)
+    meta = read_index_meta(run_dir)
+    if meta is None:
+        raise ArtifactError(f"no index in {run_dir}; run: geotower index {run_dir}")
+    if meta.get("emb_sha256") != embeddings_sha256(emb) or meta.get("n_items") != len(emb):
+        raise ArtifactError(f"{run_dir / INDEX_JSON} was built from other item embeddings ({meta.get('n_items')} "
+                            f"items, now {len(emb)}); rebuild it: geotower index {run_dir}")
+    if meta["kind"] == "flat":
+        return ExactIndex(emb), meta
+    faiss = _import_faiss()
+    try:
+        raw = np.frombuffer((run_dir / INDEX_FILE).read_bytes(), dtype=np.uint8)
+        index = faiss.deserialize_index(raw)
+    except (OSError, RuntimeError) as exc:
+        raise ArtifactError(f"cannot read {run_dir / INDEX_FILE}: {exc}; rebuild it: geotower index {run_dir}"
+                            ) from None
+    if index.ntotal != len(emb) or index.d != emb.shape[1]:
+        raise ArtifactError(f"{run_dir / INDEX_FILE} holds {index.ntotal} x {index.d} vectors, expected "
+                            f"{len(emb)} x {emb.shape[1]}; rebuild it: geotower index {run_dir}")
+    return FaissIndex(meta["kind"], emb.shape[1], meta.get("params"), index), meta

@@ -1,0 +1,113 @@
+"""One contract suite for every Retriever (exact, FAISS flat/HNSW/IVF), plus save/load and recall bookkeeping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geotower.errors import ArtifactError, ConfigError
+from geotower.retrieve.index import (
+    ExactIndex,
+    FaissIndex,
+    build_index,
+    choose_kind,
+    embeddings_sha256,
+    load_index,
+    measure_recall,
+    save_index,
+    topk_rows,
+)
+
+# 6 items on a line: item i = [i, 1]; query [1, 0] scores item i as i, query [-1, 0] as -i.
+EMB = np.c_[np.arange(6), np.ones(6)].astype(np.float32)
+Q = np.array([[1, 0], [-1, 0]], dtype=np.float32)
+
+
+def _make(kind: str, emb: np.ndarray = EMB):
+    if kind == "exact":
+        return ExactIndex(emb)
+    params = {"nlist": 2, "nprobe": 2} if kind == "ivf" else {}
+    return FaissIndex(kind, emb.shape[1], params).build(emb)
+
+
+KINDS = ["exact", "flat", "hnsw", "ivf"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_known_answer(kind: str) -> None:
+    scores, ids = _make(kind).search(Q, 3)
+    assert ids.tolist() == [[5, 4, 3], [0, 1, 2]]
+    np.testing.assert_allclose(scores, [[5, 4, 3], [0, -1, -2]])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_include_exclude_and_padding(kind: str) -> None:
+    index = _make(kind)
+    scores, ids = index.search(Q[:1], 4, include=np.array([0, 2, 3]), exclude=np.array([3]))
+    assert ids.tolist() == [[2, 0, -1, -1]]  # only 2 items qualify: padded, never outside `include`
+    assert np.isneginf(scores[0, 2:]).all()
+    _, ids = index.search(Q[:1], 10)
+    assert ids[0, :6].tolist() == [5, 4, 3, 2, 1, 0] and (ids[0, 6:] == -1).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_add_appends_rows(kind: str) -> None:
+    index = _make(kind)
+    index.add(np.array([[10, 1]], dtype=np.float32))
+    assert index.n_items == 7
+    assert index.search(Q[:1], 1)[1].tolist() == [[6]]
+
+
+def test_topk_rows_breaks_ties_by_lower_index() -> None:
+    scores = np.array([[1.0, 3.0, 3.0, -np.inf, 3.0]], dtype=np.float32)
+    top, ids = topk_rows(scores, 5)  # one query: the serving fast path
+    assert ids.tolist() == [[1, 2, 4, 0, -1]]
+    assert top[0, :4].tolist() == [3, 3, 3, 1]
+    top, ids = topk_rows(np.vstack([scores, -scores]), 6)  # a batch; padded past n = 5
+    assert ids.tolist() == [[1, 2, 4, 0, -1, -1], [3, 0, 1, 2, 4, -1]]
+    assert top[1, :2].tolist() == [np.inf, -1.0]
+
+
+def test_choose_kind() -> None:
+    assert choose_kind("auto", 100, 1000) == "flat"
+    assert choose_kind("auto", 1001, 1000) == "hnsw"
+    assert choose_kind("ivf", 10, 1000) == "ivf"
+    with pytest.raises(ConfigError, match="annoy"):
+        choose_kind("annoy", 10, 1000)
+
+
+def test_ann_recall_on_clustered_embeddings() -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(20, 16))
+    emb = (centers[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 16))).astype(np.float32)
+    queries = rng.normal(size=(200, 16)).astype(np.float32)
+    assert measure_recall(ExactIndex(emb), emb, queries) == 1.0
+    assert measure_recall(build_index(emb, "hnsw"), emb, queries) >= 0.9
+    assert measure_recall(build_index(emb, "ivf"), emb, queries) >= 0.5
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_save_load_roundtrip(tmp_path: Path, kind: str) -> None:
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(500, 8)).astype(np.float32)
+    index = build_index(emb, kind)
+    save_index(tmp_path, index, {"emb_sha256": embeddings_sha256(emb), "recall_at_10": 1.0})
+    loaded, meta = load_index(tmp_path, emb)
+    assert meta["kind"] == kind and loaded.n_items == 500
+    q = rng.normal(size=(5, 8)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.search(q, 10)[1], index.search(q, 10)[1])
+    assert (tmp_path / "index.faiss").exists() == (kind != "flat")
+
+
+def test_load_rejects_stale_or_corrupt_index(tmp_path: Path) -> None:
+    emb = np.random.default_rng(2).normal(size=(100, 4)).astype(np.float32)
+    with pytest.raises(ArtifactError, match="no index"):
+        load_index(tmp_path, emb)
+    save_index(tmp_path, build_index(emb, "hnsw"), {"emb_sha256": embeddings_sha256(emb)})
+    with pytest.raises(ArtifactError, match="other item embeddings"):
+        load_index(tmp_path, emb + 1)
+    (tmp_path / "index.faiss").write_bytes(b"not an index")
+    with pytest.raises(ArtifactError, match="cannot read"):
+        load_index(tmp_path, emb)
