@@ -51,6 +51,8 @@ class ModelConfig:
     id_dropout: float = 0.1  # probability of zeroing ID embeddings in training (keeps the feature path good)
     normalize: bool = True  # L2-normalise both towers' outputs; score = cosine / temperature
     temperature: float = 0.1
+    cell_dim: int = 32  # embedding size of each geo grid level (features.geo_encoding="grid")
+    history_weighted: bool = False  # pool the history with confidence weights instead of a plain mean
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class TrainConfig:
     patience: int = 5  # early stopping on validation NDCG@k; 0 disables
     threads: int = 0  # torch.set_num_threads; 0 = leave torch's default
     device: str = "cpu"
+    history_leave_one_out: bool = True  # drop the target item from its own history bag while training
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
 _POSITIVE = {
     "model.embed_dim", "model.hidden_dim", "train.lr", "train.epochs", "train.batch_size",
     "eval.k", "model.temperature", "features.radii", "features.grid_cells_m", "train.hard_negative_km",
+    "model.cell_dim",
 }
 _FRACTIONS = {"model.dropout", "model.id_dropout", "train.hard_negative_ratio"}
 _OPEN_FRACTIONS = {"train.val_fraction", "eval.test_fraction"}

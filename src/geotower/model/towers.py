@@ -1,0 +1,263 @@
+"""The two towers (pure ``nn.Module``; tensors in, tensors out; no IO, no pandas).
+
+Item tower: ``MLP(item_input) [+ item-ID embedding]`` where ``item_input = [dense features | grid-cell embeddings]``.
+User tower: ``MLP(user_input) [+ user-ID embedding]`` where ``user_input`` concatenates
+
+* the *profile*: the (weighted) mean of the item inputs of the user's positive train items (always, when item
+  features are used; this is the original design),
+* with ``use_history``: the mean of those items' learned item-ID embeddings (the table shared with the item tower),
+  so the user tower pools full item representations, not only their features,
+* the user's own encoded features (when a users table exists).
+
+Both end in ``embed_dim``; with ``normalize`` both are L2-normalised and a score is ``cos / temperature``.
+
+The original content two-tower is exactly ``model.use_item_id=false, model.use_user_id=false,
+model.use_history=false, model.normalize=false, model.n_layers=1, model.hidden_dim=512, model.embed_dim=128,
+model.id_dropout=0, train.loss="bpr", train.history_leave_one_out=false, features.geo_encoding="none"``:
+item = MLP(standardised features), user = MLP(mean of the standardised features of the user's positive items).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class TowerSpec:
+    """Everything needed to rebuild a :class:`TwoTower` (saved as ``model.json``)."""
+
+    n_items: int
+    n_users: int
+    item_dense_dim: int
+    user_dense_dim: int
+    cell_vocab_sizes: list[int] = field(default_factory=list)
+    cell_dim: int = 32
+    embed_dim: int = 128
+    hidden_dim: int = 512
+    n_layers: int = 2
+    dropout: float = 0.0
+    use_item_id: bool = True
+    use_user_id: bool = True
+    use_item_features: bool = True
+    use_history: bool = True
+    id_dropout: float = 0.1
+    normalize: bool = True
+    temperature: float = 0.1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TowerSpec:
+        return cls(**d)
+
+
+@dataclass
+class History:
+    """Bags of history items, one bag per distinct user, plus which bag each output row uses.
+
+    ``items`` (m,), ``offsets`` (u,) and raw ``weights`` (m,) define the bags; ``totals`` (u,) is each bag's
+    weight sum. ``rows`` (b,) maps output rows to bags (None = one row per bag). Leave-one-out: row ``i`` drops
+    ``exclude[i]`` whose weight in the bag is ``exclude_w[i]`` (0 when the item is not in the bag), by subtracting
+    it from the bag sum, so a user's bag is pooled once per batch however many rows they have.
+    """
+
+    items: Tensor
+    offsets: Tensor
+    weights: Tensor
+    totals: Tensor
+    rows: Tensor | None = None
+    exclude: Tensor | None = None
+    exclude_w: Tensor | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.offsets) if self.rows is None else len(self.rows)
+
+
+def csr_rows(indptr: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """Flatten CSR rows: (m,) position of each entry's row in ``rows`` and (m,) its index into the CSR data."""
+    starts, counts = indptr[rows], indptr[rows + 1] - indptr[rows]  # (b,)
+    bag = torch.repeat_interleave(torch.arange(len(rows)), counts)  # (m,)
+    within = torch.arange(len(bag)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    return bag, starts[bag] + within
+
+
+def history_bags(indptr: Tensor, hist_items: Tensor, hist_weights: Tensor | None, users: Tensor,
+                 exclude: Tensor | None = None, exclude_w: Tensor | None = None) -> History:
+    """Each user's positive items as one bag (deduplicated over repeated users), optionally leave-one-out.
+
+    Args:
+        indptr, hist_items, hist_weights: CSR of positives per user (weights None = plain mean).
+        users: (b,) user index of each output row.
+        exclude: (b,) item to leave out of each row's bag (the training target), or None.
+        exclude_w: (b,) that item's weight in the bag (0 if absent); required with ``exclude``.
+    """
+    uniq, rows = torch.unique(users, return_inverse=True)
+    bag, pos = csr_rows(indptr, uniq)
+    w = torch.ones(len(pos)) if hist_weights is None else hist_weights[pos]
+    totals = torch.zeros(len(uniq)).index_add_(0, bag, w)  # (u,)
+    counts = indptr[uniq + 1] - indptr[uniq]
+    offsets = torch.cumsum(counts, 0) - counts
+    return History(hist_items[pos], offsets, w, totals, rows, exclude, exclude_w)
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int, dropout: float) -> nn.Sequential:
+    """``n_layers`` hidden ReLU layers of ``hidden_dim`` then a linear map to ``out_dim``."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for _ in range(n_layers):
+        layers += [nn.Linear(d, hidden_dim), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        d = hidden_dim
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+class TwoTower(nn.Module):
+    """Item and user towers over fixed per-item/per-user feature tensors (non-persistent buffers).
+
+    Args:
+        spec: sizes and flags.
+        item_dense: (n_items, item_dense_dim) encoded item features.
+        item_cells: (n_items, n_levels) grid-cell ids (0 = unknown).
+        user_dense: (n_users, user_dense_dim) encoded user features.
+        item_known: (n_items,) bool, items whose ID embedding was trained (others use features only).
+    """
+
+    def __init__(self, spec: TowerSpec, item_dense: Tensor, item_cells: Tensor, user_dense: Tensor,
+                 item_known: Tensor) -> None:
+        super().__init__()
+        self.spec = spec
+        self.register_buffer("item_dense", item_dense.float(), persistent=False)
+        self.register_buffer("item_cells", item_cells.long(), persistent=False)
+        self.register_buffer("user_dense", user_dense.float(), persistent=False)
+        self.register_buffer("item_known", item_known.float(), persistent=False)
+        use_feat = spec.use_item_features and self.item_in_dim > 0
+        self.cell_emb = nn.ModuleList(nn.Embedding(v, spec.cell_dim, padding_idx=0) for v in spec.cell_vocab_sizes)
+        self.item_mlp = mlp(self.item_in_dim, spec.hidden_dim, spec.embed_dim, spec.n_layers, spec.dropout) \
+            if use_feat else None
+        self.item_id = nn.Embedding(spec.n_items, spec.embed_dim) if spec.use_item_id else None
+        self.user_id = nn.Embedding(spec.n_users, spec.embed_dim) if spec.use_user_id else None
+        for emb in (self.item_id, self.user_id):
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=0.05)
+        self.user_mlp = mlp(self.user_in_dim, spec.hidden_dim, spec.embed_dim, spec.n_layers, spec.dropout) \
+            if self.user_in_dim > 0 else None
+
+    @property
+    def item_in_dim(self) -> int:
+        if not self.spec.use_item_features:
+            return 0
+        return self.spec.item_dense_dim + len(self.spec.cell_vocab_sizes) * self.spec.cell_dim
+
+    @property
+    def user_in_dim(self) -> int:
+        pooled_ids = self.spec.embed_dim if (self.spec.use_history and self.spec.use_item_id) else 0
+        return self.item_in_dim + pooled_ids + self.spec.user_dense_dim
+
+    # --- item tower -------------------------------------------------------------------------------
+    def item_inputs(self, dense: Tensor, cells: Tensor) -> Tensor:
+        """(n, item_dense_dim), (n, levels) -> (n, item_in_dim): features plus concatenated cell embeddings."""
+        parts = [dense] + [emb(cells[:, i]) for i, emb in enumerate(self.cell_emb)]
+        return torch.cat(parts, dim=1)
+
+    def _id_keep(self, n: int, known: Tensor) -> Tensor:
+        """(n,) multiplier of ID embeddings: 0 for untrained IDs, and ID dropout while training."""
+        if self.training and self.spec.id_dropout > 0:
+            known = known * (torch.rand(n, device=known.device) >= self.spec.id_dropout).float()
+        return known
+
+    def _finish(self, z: Tensor | None, n: int, device: torch.device) -> Tensor:
+        z = torch.zeros(n, self.spec.embed_dim, device=device) if z is None else z
+        return F.normalize(z, dim=1) if self.spec.normalize else z
+
+    def encode_items(self, idx: Tensor) -> Tensor:
+        """(n,) item indices -> (n, embed_dim) item embeddings (features + ID)."""
+        z = None
+        if self.item_mlp is not None:
+            z = self.item_mlp(self.item_inputs(self.item_dense[idx], self.item_cells[idx]))  # (n, embed_dim)
+        if self.item_id is not None:
+            ids = self.item_id(idx) * self._id_keep(len(idx), self.item_known[idx])[:, None]
+            z = ids if z is None else z + ids
+        return self._finish(z, len(idx), idx.device)
+
+    def encode_new_items(self, dense: Tensor, cells: Tensor) -> Tensor:
+        """Cold-start items from features alone: (n, d), (n, levels) -> (n, embed_dim)."""
+        z = self.item_mlp(self.item_inputs(dense, cells)) if self.item_mlp is not None else None
+        return self._finish(z, len(dense), dense.device)
+
+    # --- user tower -------------------------------------------------------------------------------
+    def _bag_mean(self, hist: History, table: Tensor, lookup: Tensor | None = None, scale: Tensor | None = None,
+                  pad: int | None = None) -> Tensor:
+        """(b, d) weighted mean of ``table[lookup[item]] * scale[item]`` over each row's bag (leave-one-out aware).
+
+        Empty bags (or a bag holding only the left-out item) give zeros.
+        """
+        idx = hist.items if lookup is None else lookup[hist.items]
+        w = hist.weights if scale is None else hist.weights * scale[hist.items]
+        sums = F.embedding_bag(idx, table, hist.offsets, mode="sum", per_sample_weights=w, padding_idx=pad)  # (u, d)
+        tot = hist.totals
+        if hist.rows is not None:
+            sums, tot = sums[hist.rows], tot[hist.rows]  # (b, d), (b,)
+            if hist.exclude is not None and hist.exclude_w is not None:
+                ex = hist.exclude
+                ex_w = hist.exclude_w if scale is None else hist.exclude_w * scale[ex]
+                vec = F.embedding(ex if lookup is None else lookup[ex], table, padding_idx=pad)  # (b, d)
+                sums = sums - ex_w[:, None] * vec
+                tot = tot - hist.exclude_w
+        keep = (tot > 1e-6).float()
+        return sums * (keep / tot.clamp_min(1e-6))[:, None]
+
+    def _pool(self, hist: History) -> list[Tensor]:
+        """Means over each bag of the item inputs (and of the item-ID embeddings with ``use_history``)."""
+        parts: list[Tensor] = []
+        if self.item_in_dim > 0:
+            parts.append(self._bag_mean(hist, self.item_dense))  # (b, item_dense_dim)
+            for level, emb in enumerate(self.cell_emb):
+                parts.append(self._bag_mean(hist, emb.weight, self.item_cells[:, level], pad=0))  # (b, cell_dim)
+        if self.spec.use_history and self.item_id is not None:
+            parts.append(self._bag_mean(hist, self.item_id.weight, scale=self.item_known))  # (b, embed_dim)
+        return parts
+
+    def encode_users(self, hist: History, user_dense: Tensor, user_idx: Tensor | None = None) -> Tensor:
+        """User embeddings from history bags, user features (n, user_dense_dim) and optional user indices."""
+        n = hist.n_rows
+        parts = self._pool(hist) + [user_dense]
+        z = self.user_mlp(torch.cat(parts, dim=1)) if self.user_mlp is not None else None  # (n, embed_dim)
+        if self.user_id is not None and user_idx is not None:
+            known = torch.ones(n, device=user_dense.device)
+            ids = self.user_id(user_idx) * self._id_keep(n, known)[:, None]
+            z = ids if z is None else z + ids
+        return self._finish(z, n, user_dense.device)
+
+    def encode_known_users(self, hist: History, user_idx: Tensor) -> Tensor:
+        """Users of the training index: their features come from the ``user_dense`` buffer."""
+        return self.encode_users(hist, self.user_dense[user_idx], user_idx)
+
+    @property
+    def score_scale(self) -> float:
+        """Factor on the dot product: 1 / temperature for normalised towers, else 1."""
+        return 1.0 / self.spec.temperature if self.spec.normalize else 1.0
+
+    def all_item_embeddings(self, chunk: int = 65536) -> Tensor:
+        """(n_items, embed_dim) embeddings of every item (eval mode: no ID dropout)."""
+        idx = torch.arange(self.spec.n_items)
+        return torch.cat([self.encode_items(idx[s:s + chunk]) for s in range(0, len(idx), chunk)])
+
+    def user_embeddings(self, indptr: Tensor, hist_items: Tensor, hist_weights: Tensor | None,
+                        chunk: int = 8192) -> Tensor:
+        """(n_users, embed_dim) embeddings of every indexed user, history = the CSR rows ``indptr, hist_items``.
+
+        The score scale (1 / temperature) is baked in, so ``user @ item.T`` ranks like the training logits.
+        """
+        users = torch.arange(self.spec.n_users)
+        out = [self.encode_known_users(history_bags(indptr, hist_items, hist_weights, users[s:s + chunk]),
+                                       users[s:s + chunk]) for s in range(0, len(users), chunk)]
+        return torch.cat(out) * self.score_scale

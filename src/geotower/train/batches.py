@@ -1,0 +1,214 @@
+"""Training batches as tensors: positives, sampled negatives (uniform and geo-hard) and user-history bags.
+
+Everything is driven by one explicit ``torch.Generator`` so an epoch's batches depend only on its state (which is
+what makes ``--resume`` reproduce an uninterrupted run). No per-sample Python: negatives, the "is this sample one
+of the user's positives?" check (``searchsorted`` over sorted ``user * n_items + item`` keys) and leave-one-out
+history bags are all vectorised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from geotower.model.towers import History, csr_rows, history_bags
+
+
+@dataclass
+class TrainData:
+    """Training rows and per-user positive sets in model index space.
+
+    Attributes:
+        users, items: (r,) int64 rows the loss iterates over (positives only for bpr/softmax, all rows for bce).
+        labels: (r,) float32, 1.0 for positives.
+        weights: (r,) float32 confidence weights.
+        hist_indptr, hist_items: CSR (n_users + 1,), (p,) of each user's distinct positive items (sorted).
+        hist_weights: (p,) float32 weight of each history entry (summed confidence of the pair).
+        pos_keys: (p,) sorted int64 ``user * n_items + item`` of all positive pairs.
+        log_pop: (n_items,) log of each item's share of positive rows (for logQ correction).
+        nb_indptr, nb_items: CSR of each item's geo neighbours (for hard negatives), or None.
+    """
+
+    n_users: int
+    n_items: int
+    users: Tensor
+    items: Tensor
+    labels: Tensor
+    weights: Tensor
+    hist_indptr: Tensor
+    hist_items: Tensor
+    hist_weights: Tensor
+    pos_keys: Tensor
+    log_pop: Tensor
+    nb_indptr: Tensor | None = None
+    nb_items: Tensor | None = None
+
+
+def build_train_data(users: np.ndarray, items: np.ndarray, positive: np.ndarray, weight: np.ndarray,
+                     n_users: int, n_items: int, loss: str, neighbours: tuple[np.ndarray, np.ndarray] | None = None
+                     ) -> TrainData:
+    """Build :class:`TrainData` from interaction arrays already mapped to indices.
+
+    Args:
+        users, items: (r,) int64 indices; positive: (r,) bool; weight: (r,) float confidence.
+        n_users, n_items: sizes of the index spaces.
+        loss: "bce" keeps every row (rated negatives are labelled 0); "bpr"/"softmax" keep positives only.
+        neighbours: optional (indptr, items) CSR of geo neighbours per item.
+    """
+    keys = users[positive].astype(np.int64) * n_items + items[positive]
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    pair_w = np.bincount(inverse, weights=weight[positive], minlength=len(uniq)).astype(np.float32)
+    hist_users = uniq // n_items
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.add.at(indptr, hist_users + 1, 1)
+    pop = np.bincount(items[positive], minlength=n_items).astype(np.float64)
+    keep = np.ones(len(users), dtype=bool) if loss == "bce" else positive
+    t = torch.from_numpy
+    return TrainData(
+        n_users, n_items, t(users[keep].astype(np.int64)), t(items[keep].astype(np.int64)),
+        t(positive[keep].astype(np.float32)), t(weight[keep].astype(np.float32)),
+        t(np.cumsum(indptr)), t((uniq % n_items).astype(np.int64)), t(pair_w), t(uniq.astype(np.int64)),
+        t(np.log(np.maximum(pop, 0.5) / max(pop.sum(), 1.0)).astype(np.float32)),
+        None if neighbours is None else t(neighbours[0].astype(np.int64)),
+        None if neighbours is None else t(neighbours[1].astype(np.int64)),
+    )
+
+
+def is_positive(pos_keys: Tensor, users: Tensor, items: Tensor, n_items: int) -> Tensor:
+    """Elementwise: is (users, items) a train-positive pair? Broadcasts like ``users * n_items + items``."""
+    keys = users * n_items + items
+    idx = torch.searchsorted(pos_keys, keys).clamp_max(len(pos_keys) - 1)
+    return pos_keys[idx] == keys
+
+
+@dataclass
+class Batch:
+    """One step's tensors; ``negatives`` are (b, n) for bce/bpr or a shared (m,) pool for softmax."""
+
+    users: Tensor
+    items: Tensor
+    labels: Tensor
+    weights: Tensor
+    history: History
+    negatives: Tensor
+    neg_valid: Tensor | None = None  # (b, n) for bce/bpr
+    invalid: Tensor | None = None  # (b, b + m) for softmax
+    unique_items: Tensor | None = None  # (u,) distinct softmax candidates, encoded once
+    columns: Tensor | None = None  # (b + m,) position of each softmax column in unique_items
+    log_q: Tensor | None = None  # (b + m,) for softmax
+
+
+class BatchSampler:
+    """Shuffles the rows each epoch and samples negatives with one explicit generator.
+
+    Args:
+        data: the training tensors.
+        loss: "bce", "bpr" or "softmax".
+        batch_size: rows per step.
+        n_negatives: negatives per row (bce/bpr) or extra shared negatives per row (softmax).
+        hard_ratio: share of negatives drawn among the geo neighbours of the row's positive.
+        logq: subtract log sampling probability of each softmax column.
+        leave_one_out: drop the target from its own history bag.
+        weighted_history: weight history items by their confidence instead of a plain mean.
+        generator: the only source of randomness.
+    """
+
+    def __init__(self, data: TrainData, loss: str, batch_size: int, n_negatives: int, hard_ratio: float,
+                 logq: bool, leave_one_out: bool, weighted_history: bool, generator: torch.Generator) -> None:
+        self.data, self.loss, self.batch_size = data, loss, batch_size
+        self.n_negatives, self.hard_ratio, self.logq = n_negatives, hard_ratio, logq
+        self.leave_one_out, self.weighted_history = leave_one_out, weighted_history
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return (len(self.data.users) + self.batch_size - 1) // self.batch_size
+
+    def _sample(self, anchors: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """Uniform items, a ``hard_ratio`` share replaced by a random geo neighbour of ``anchors``."""
+        d, g = self.data, self.generator
+        neg = torch.randint(d.n_items, shape, generator=g)
+        if self.hard_ratio <= 0 or d.nb_indptr is None or d.nb_items is None or len(d.nb_items) == 0:
+            return neg
+        anchor = anchors.expand(shape) if anchors.dim() == len(shape) else anchors.reshape(shape)
+        start, count = d.nb_indptr[anchor], d.nb_indptr[anchor + 1] - d.nb_indptr[anchor]
+        pick = (torch.rand(shape, generator=g) * count).long().clamp_max((count - 1).clamp_min(0))
+        hard = (torch.rand(shape, generator=g) < self.hard_ratio) & (count > 0)
+        return torch.where(hard, d.nb_items[(start + pick).clamp_max(len(d.nb_items) - 1)], neg)
+
+    def _weight_in_history(self, users: Tensor, items: Tensor, hist_w: Tensor | None) -> Tensor:
+        """(b,) weight of each (user, item) in the user's history bag; 0 where it is not a positive."""
+        d = self.data
+        keys = users * d.n_items + items
+        idx = torch.searchsorted(d.pos_keys, keys).clamp_max(len(d.pos_keys) - 1)
+        found = (d.pos_keys[idx] == keys).float()
+        return found if hist_w is None else found * hist_w[idx]
+
+    def _positive_columns(self, users: Tensor, unique_items: Tensor) -> Tensor:
+        """(b, u) bool: is ``unique_items[j]`` a train positive of ``users[i]``? Walks the users' positive lists
+        (searchsorted into the sorted candidates) instead of testing all b * u pairs."""
+        d = self.data
+        bag, pos = csr_rows(d.hist_indptr, users)
+        items = d.hist_items[pos]
+        j = torch.searchsorted(unique_items, items).clamp_max(len(unique_items) - 1)
+        hit = unique_items[j] == items
+        out = torch.zeros(len(users), len(unique_items), dtype=torch.bool)
+        out[bag[hit], j[hit]] = True
+        return out
+
+    def _batch(self, rows: Tensor) -> Batch:
+        d = self.data
+        users, items = d.users[rows], d.items[rows]
+        hist_w = d.hist_weights if self.weighted_history else None
+        hist = history_bags(d.hist_indptr, d.hist_items, hist_w, users)
+        if self.leave_one_out:
+            hist.exclude, hist.exclude_w = items, self._weight_in_history(users, items, hist_w)
+        b = Batch(users, items, d.labels[rows], d.weights[rows], hist, torch.empty(0, dtype=torch.long))
+        if self.loss == "softmax":
+            m = len(rows) * self.n_negatives
+            anchors = items[torch.randint(len(items), (m,), generator=self.generator)] if m else items[:0]
+            b.negatives = self._sample(anchors, (m,))
+            columns = torch.cat([items, b.negatives])  # (b + m,)
+            b.unique_items, b.columns = torch.unique(columns, return_inverse=True)  # (u,), (b + m,)
+            b.invalid = self._positive_columns(users, b.unique_items)[:, b.columns]  # (b, b + m)
+            if self.logq:
+                uniform = torch.full((m,), float(np.log(max(m, 1) / d.n_items)))
+                b.log_q = torch.cat([d.log_pop[items] + float(np.log(len(rows))), uniform])
+        elif self.n_negatives > 0:
+            b.negatives = self._sample(items[:, None], (len(rows), self.n_negatives))  # (b, n)
+            b.neg_valid = ~is_positive(d.pos_keys, users[:, None], b.negatives, d.n_items)
+        return b
+
+    def epoch(self) -> Iterator[Batch]:
+        """Yield the batches of one epoch (shuffled with the generator)."""
+        perm = torch.randperm(len(self.data.users), generator=self.generator)
+        for start in range(0, len(perm), self.batch_size):
+            yield self._batch(perm[start:start + self.batch_size])
+
+
+def geo_neighbours(lat: np.ndarray, lon: np.ndarray, radius_km: float, max_pairs: int = 20_000_000
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr, items) of the places within ``radius_km`` of each place (equirectangular km, KD-tree).
+
+    Used to draw geo-hard negatives: places in the same neighbourhood as a positive. ``max_pairs`` bounds memory in
+    very dense cities; beyond it the radius is halved until the pairs fit.
+    """
+    from scipy.spatial import cKDTree
+
+    lat0 = float(np.mean(lat))
+    xy = np.stack([(lon - np.mean(lon)) * 111.32 * np.cos(np.radians(lat0)), (lat - lat0) * 111.32], axis=1)
+    tree = cKDTree(xy)
+    radius = radius_km
+    pairs = tree.query_pairs(radius, output_type="ndarray")
+    while len(pairs) > max_pairs:
+        radius /= 2
+        pairs = tree.query_pairs(radius, output_type="ndarray")
+    src = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    order = np.lexsort((dst, src))
+    indptr = np.zeros(len(lat) + 1, dtype=np.int64)
+    np.add.at(indptr, src + 1, 1)
+    return np.cumsum(indptr), dst[order].astype(np.int64)

@@ -1,0 +1,65 @@
+"""TwoTower: leave-one-out history pooling, cold-start items, normalisation and the original-design mapping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geotower.model.towers import TowerSpec, TwoTower, history_bags
+
+# 3 items with one dense feature each: 1, 3, 5; user 0 likes items {0, 1, 2}, user 1 likes {2}
+ITEM_DENSE = torch.tensor([[1.0], [3.0], [5.0]])
+INDPTR, HIST = torch.tensor([0, 3, 4]), torch.tensor([0, 1, 2, 2])
+
+
+def tower(**flags: object) -> TwoTower:
+    spec = TowerSpec(n_items=3, n_users=2, item_dense_dim=1, user_dense_dim=0, embed_dim=4, hidden_dim=8,
+                     n_layers=1, **flags)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    return TwoTower(spec, ITEM_DENSE, torch.zeros(3, 0, dtype=torch.long), torch.zeros(2, 0),
+                    torch.tensor([1.0, 1.0, 0.0])).eval()
+
+
+def test_leave_one_out_pooling_known_answer() -> None:
+    model = tower()
+    users = torch.tensor([0, 0, 1, 1])
+    hist = history_bags(INDPTR, HIST, None, users)
+    # rows: user 0 leaving out item 1 -> mean(1, 5) = 3; user 0 leaving out nothing (w 0) -> mean(1, 3, 5) = 3;
+    # user 1 leaving out its only item -> empty bag -> 0; user 1 leaving out a non-member -> 5
+    hist.exclude, hist.exclude_w = torch.tensor([1, 0, 2, 0]), torch.tensor([1.0, 0.0, 1.0, 0.0])
+    pooled = model._bag_mean(hist, model.item_dense)
+    torch.testing.assert_close(pooled[:, 0], torch.tensor([3.0, 3.0, 0.0, 5.0]))
+    hist.exclude = torch.tensor([0, 0, 2, 0])
+    hist.exclude_w = torch.tensor([1.0, 1.0, 1.0, 0.0])  # user 0 leaving out item 0 -> mean(3, 5) = 4
+    torch.testing.assert_close(model._bag_mean(hist, model.item_dense)[:2, 0], torch.tensor([4.0, 4.0]))
+
+
+def test_weighted_history_mean() -> None:
+    model = tower()
+    hist = history_bags(INDPTR, HIST, torch.tensor([1.0, 0.0, 3.0, 1.0]), torch.tensor([0]))
+    assert model._bag_mean(hist, model.item_dense)[0, 0].item() == pytest.approx((1 + 15) / 4)
+
+
+def test_cold_item_uses_features_only() -> None:
+    model = tower()
+    # item 2 is "unknown" (never trained): its ID embedding is ignored, so it equals the feature-only path
+    torch.testing.assert_close(model.encode_items(torch.tensor([2])),
+                               model.encode_new_items(ITEM_DENSE[2:], torch.zeros(1, 0, dtype=torch.long)))
+    assert not torch.allclose(model.encode_items(torch.tensor([0])),
+                              model.encode_new_items(ITEM_DENSE[:1], torch.zeros(1, 0, dtype=torch.long)))
+
+
+def test_normalised_outputs_and_score_scale() -> None:
+    model = tower(normalize=True, temperature=0.5)
+    v = model.all_item_embeddings()
+    torch.testing.assert_close(v.norm(dim=1), torch.ones(3))
+    u = model.user_embeddings(INDPTR, HIST, None)
+    torch.testing.assert_close(u.norm(dim=1), torch.full((2,), 2.0))  # 1 / temperature baked in
+
+
+def test_original_design_has_no_id_parameters() -> None:
+    model = tower(use_item_id=False, use_user_id=False, use_history=False, normalize=False)
+    names = [n for n, _ in model.named_parameters()]
+    assert not any("item_id" in n or "user_id" in n for n in names)
+    assert model.user_in_dim == model.item_in_dim == 1  # user input = profile of item features only
+    assert model.score_scale == 1.0

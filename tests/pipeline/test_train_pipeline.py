@@ -1,0 +1,173 @@
+"""train_run end to end on a two-cluster places dataset, resume after a crash, the CLI, and bad input.
+
+Items i00..i09 sit in cluster A (Helsinki centre), i10..i19 in cluster B ~5.5 km east; even users like cluster A,
+odd users cluster B (7 positives each, rating 5) and rate one place of the other cluster 1. A model that learned
+anything ranks, for every user, unseen places of their own cluster above the other cluster's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from geotower import artifacts
+from geotower.config import RunConfig, resolve
+from geotower.errors import ConfigError, DataError, GeotowerWarning
+from geotower.ingest.dataset import DatasetSpec, TableSpec, write_dataset
+from geotower.model.bundle import load_bundle
+from geotower.pipeline import train as T
+
+FAST = ["model.embed_dim=8", "model.hidden_dim=16", "model.n_layers=1", "model.cell_dim=4", "train.epochs=4",
+        "train.batch_size=32", "train.lr=0.03", "train.patience=0", "train.val_fraction=0.3",
+        "features.grid_cells_m=[500.0, 2000.0]"]
+SPEC = DatasetSpec(items=TableSpec(multi_label={"cats": ", "}))
+
+
+def clusters(n_users: int = 24) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(1)
+    j = np.arange(20)
+    items = pd.DataFrame({"item_id": [f"i{k:02d}" for k in j], "lat": 60.170 + (j % 10) * 0.0005,
+                          "lon": np.where(j < 10, 24.940, 25.040), "stars": (j % 5).astype(float),
+                          "cats": np.where(j < 10, "cafe, bar", "bar")})
+    rows = []
+    for u in range(n_users):
+        own = rng.choice(10, size=7, replace=False) + (0 if u % 2 == 0 else 10)
+        rows += [(f"u{u:02d}", f"i{k:02d}", 5.0) for k in own]
+        rows.append((f"u{u:02d}", f"i{(own[0] + 10) % 20:02d}", 1.0))
+    rows.append(("c0", "i00", 1.0))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating"]), items
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    inter, items = clusters()
+    return write_dataset(tmp_path_factory.mktemp("data"), inter, items, SPEC)
+
+
+@pytest.fixture(scope="module")
+def cfg() -> RunConfig:
+    return resolve(None, FAST)
+
+
+@pytest.fixture(scope="module")
+def run(data: Path, cfg: RunConfig, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, T.TrainResult]:
+    out = tmp_path_factory.mktemp("run")
+    return out, T.train_run(data, out, cfg, progress=False)
+
+
+def test_learns_the_clusters(run: tuple[Path, T.TrainResult]) -> None:
+    out, result = run
+    b = load_bundle(out)
+    scores = b.user_emb @ b.item_emb.T  # (24, 20)
+    scores[b.seen.toarray() > 0] = -np.inf
+    top = np.argsort(-scores, axis=1)[:, :3]
+    own = (top < 10) == (np.arange(24)[:, None] % 2 == 0)
+    assert own.mean() >= 0.9  # random ranking would give ~0.5
+    assert result.val_metrics["ndcg"] > 0 and result.val_metrics["users"] > 0
+
+
+def test_manifest_and_outputs(run: tuple[Path, T.TrainResult], data: Path) -> None:
+    out, result = run
+    m = artifacts.read_json(out / "manifest.json")
+    assert m["dataset_dir"] == str(data.resolve())
+    assert m["split"]["method"] == "random" and m["split"]["val_method"] == "random"
+    assert m["cold_users"] == 1 and m["n_users"] == 24 and m["epochs_run"] == 4
+    assert m["best_epoch"] == result.best_epoch and m["val_metrics"] == result.val_metrics
+    assert m["rows"]["train"] + m["rows"]["test"] == 24 * 8 + 1
+    assert artifacts.read_json(out / "config.json") == resolve(None, FAST).to_dict()
+    assert list((out / "tb").rglob("events.out.tfevents.*"))
+    assert (out / "curves.png").exists()
+    assert [p.name for p in sorted((out / "checkpoints").iterdir())][-2:] == ["epoch_0004.json",
+                                                                              "epoch_0004.safetensors"]
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_after_crash_gives_identical_weights(run: tuple[Path, T.TrainResult], data: Path, cfg: RunConfig,
+                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref, _ = run
+    original = T.TensorBoardLogger.on_epoch_end
+
+    def crash_at_3(self: T.TensorBoardLogger, state: T.LoopState, model: object) -> None:
+        original(self, state, model)  # type: ignore[arg-type]
+        if state.epoch == 3:  # before epoch 3's checkpoint: the last complete one is epoch 2
+            raise Crash
+
+    monkeypatch.setattr(T.TensorBoardLogger, "on_epoch_end", crash_at_3)
+    with pytest.raises(Crash):
+        T.train_run(data, tmp_path, cfg, progress=False)
+    monkeypatch.undo()
+    result = T.train_run(data, tmp_path, cfg, resume=True, progress=False)
+    assert result.epochs_run == 4
+    for name in ("model.safetensors", "item_embeddings.safetensors", "user_embeddings.safetensors"):
+        a, b = artifacts.load_arrays(ref / name), artifacts.load_arrays(tmp_path / name)
+        assert all(np.array_equal(a[k], b[k]) for k in a), name
+    with pytest.raises(ConfigError, match="differs"):
+        T.train_run(data, tmp_path, resolve(None, [*FAST, "train.lr=0.5"]), resume=True, progress=False)
+
+
+def test_cli_train(data: Path, tmp_path: Path) -> None:
+    from geotower._cli.train import register
+
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # a second command keeps "train" a named sub-command
+    sets = [a for s in [*FAST, "train.epochs=1", "train.hard_negative_ratio=0.5"] for a in ("--set", s)]
+    res = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "r"), "--quiet", *sets])
+    assert res.exit_code == 0, res.output
+    assert "best epoch 1" in res.output and "1 cold users" in res.output
+    res = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "r"), "--set", "train.loss=x"])
+    assert isinstance(res.exception, ConfigError)
+
+
+def test_bad_config_combinations(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="n_negatives"):
+        T.train_run(data, tmp_path, resolve(None, ["train.loss=bpr", "train.n_negatives=0"]), progress=False)
+    with pytest.raises(ConfigError, match="use_item_features"):
+        T.train_run(data, tmp_path, resolve(None, ["model.use_item_features=false", "model.use_item_id=false"]),
+                    progress=False)
+    inter, items = clusters()
+    write_dataset(tmp_path / "geo_only", inter, items[["item_id", "lat", "lon"]], DatasetSpec())
+    no_input = resolve(None, ['features.geo_encoding="none"', "model.use_item_id=false"])
+    with pytest.raises(ConfigError, match="no feature columns"):
+        T.train_run(tmp_path / "geo_only", tmp_path / "r", no_input, progress=False)
+
+
+def test_original_content_two_tower_config(data: Path, tmp_path: Path) -> None:
+    cfg = resolve(None, [*T.ORIGINAL_CONTENT_TWO_TOWER, "train.epochs=1", "model.hidden_dim=16",
+                         "train.val_fraction=0.3"])
+    T.train_run(data, tmp_path, cfg, progress=False)
+    b = load_bundle(tmp_path)
+    assert not any("_id." in k for k in artifacts.load_arrays(tmp_path / "model.safetensors"))
+    assert b.model.spec.user_dense_dim == 0 and len(b.model.spec.cell_vocab_sizes) == 0
+    assert b.model.user_in_dim == b.model.item_in_dim == 3  # stars + 2 category labels, pooled for users
+
+
+def test_no_train_positives(tmp_path: Path) -> None:
+    inter = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["x", "y", "x"], "rating": [1.0, 5.0, 1.0],
+                          "timestamp": [1, 9, 2]})  # the only positive is after the temporal cut
+    items = pd.DataFrame({"item_id": ["x", "y"]})
+    write_dataset(tmp_path / "d", inter, items, DatasetSpec())
+    with pytest.raises(DataError, match="no positive interactions in the train split"):
+        T.train_run(tmp_path / "d", tmp_path / "r", resolve(None, ["eval.test_fraction=0.34"]), progress=False)
+
+
+def test_nan_feature_error_or_impute(data: Path, tmp_path: Path) -> None:
+    inter, items = clusters()
+    items.loc[3, "stars"] = np.nan
+    write_dataset(tmp_path / "d", inter, items, SPEC)
+    with pytest.raises(DataError, match="stars"):
+        T.train_run(tmp_path / "d", tmp_path / "r", resolve(None, FAST), progress=False)
+    cfg = resolve(None, [*FAST, "train.epochs=1", 'data.nan_policy="impute"'])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        T.train_run(tmp_path / "d", tmp_path / "r", cfg, progress=False)
+    assert any(issubclass(w.category, GeotowerWarning) and "stars" in str(w.message) for w in caught)

@@ -1,0 +1,78 @@
+"""Batch construction: CSR of positives, the vectorised positive check, negatives, softmax masks, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from geotower.train.batches import BatchSampler, build_train_data, geo_neighbours, is_positive
+
+# 3 users x 5 items; user 0 likes {0, 1} (item 1 twice, weights 1 + 2), user 1 likes {2}, user 2 rated 3 badly
+USERS = np.array([0, 0, 0, 1, 2])
+ITEMS = np.array([0, 1, 1, 2, 3])
+POS = np.array([True, True, True, True, False])
+W = np.array([1.0, 1.0, 2.0, 1.0, 1.0])
+
+
+def data(loss: str = "softmax", neighbours: tuple[np.ndarray, np.ndarray] | None = None):  # type: ignore[no-untyped-def]
+    return build_train_data(USERS, ITEMS, POS, W, n_users=3, n_items=5, loss=loss, neighbours=neighbours)
+
+
+def test_build_train_data_known_answer() -> None:
+    d = data()
+    assert d.hist_indptr.tolist() == [0, 2, 3, 3]
+    assert d.hist_items.tolist() == [0, 1, 2]
+    assert d.hist_weights.tolist() == [1.0, 3.0, 1.0]
+    assert d.pos_keys.tolist() == [0, 1, 7]  # user * 5 + item
+    assert len(d.users) == 4  # positives only for softmax
+    np.testing.assert_allclose(np.exp(d.log_pop.numpy())[:3], [0.25, 0.5, 0.25])
+    assert len(data("bce").users) == 5 and data("bce").labels.tolist() == [1, 1, 1, 1, 0]
+
+
+def test_is_positive_broadcasts() -> None:
+    d = data()
+    got = is_positive(d.pos_keys, torch.tensor([[0], [1]]), torch.tensor([[0, 1, 2]]), 5)
+    assert got.tolist() == [[True, True, False], [False, False, True]]
+
+
+def sampler(loss: str, seed: int = 0, n_neg: int = 3, hard: float = 0.0, d=None) -> BatchSampler:  # type: ignore[no-untyped-def]
+    return BatchSampler(d or data(loss), loss, batch_size=3, n_negatives=n_neg, hard_ratio=hard, logq=True,
+                        leave_one_out=True, weighted_history=False, generator=torch.Generator().manual_seed(seed))
+
+
+def test_bpr_negatives_masked_exactly_where_positive() -> None:
+    for batch in sampler("bpr", n_neg=50).epoch():
+        expect = is_positive(data().pos_keys, batch.users[:, None], batch.negatives, 5)
+        assert torch.equal(batch.neg_valid, ~expect)
+        assert batch.negatives.shape == (len(batch.users), 50)
+
+
+def test_softmax_mask_matches_brute_force_and_logq() -> None:
+    d = data()
+    for batch in sampler("softmax", n_neg=2).epoch():
+        cols = batch.unique_items[batch.columns]
+        assert torch.equal(cols[: len(batch.items)], batch.items)
+        brute = is_positive(d.pos_keys, batch.users[:, None], cols[None, :], 5)
+        assert torch.equal(batch.invalid, brute)
+        assert batch.log_q.shape == (len(cols),)
+        assert batch.history.exclude is not None and torch.equal(batch.history.exclude, batch.items)
+
+
+def test_same_seed_same_batches() -> None:
+    a = [b.negatives for b in sampler("bpr", seed=3).epoch()]
+    b = [b.negatives for b in sampler("bpr", seed=3).epoch()]
+    c = [b.negatives for b in sampler("bpr", seed=4).epoch()]
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_geo_neighbours_and_hard_negatives() -> None:
+    lat = np.array([60.170, 60.174, 60.300, 60.3001, 60.170])  # 0-1 ~445 m, 2-3 ~11 m, 4 = 0's twin
+    lon = np.full(5, 24.94)
+    indptr, nb = geo_neighbours(lat, lon, radius_km=1.0)
+    groups = [sorted(nb[indptr[i]:indptr[i + 1]].tolist()) for i in range(5)]
+    assert groups == [[1, 4], [0, 4], [3], [2], [0, 1]]
+    d = data("bpr", neighbours=(indptr, nb))
+    for batch in sampler("bpr", n_neg=20, hard=1.0, d=d).epoch():
+        for item, negs in zip(batch.items.tolist(), batch.negatives.tolist(), strict=True):
+            assert set(negs) <= set(groups[item])
