@@ -73,6 +73,8 @@ class TrainConfig:
     threads: int = 0  # torch.set_num_threads; 0 = leave torch's default
     device: str = "cpu"
     history_leave_one_out: bool = True  # drop the target item from its own history bag while training
+    full_softmax_max_items: int = 50_000  # softmax over the WHOLE catalogue up to this many items (exact, no
+    # sampling bias, so no logQ needed); larger catalogues use in-batch negatives + logQ. 0 = always in-batch
 
 
 @dataclass(frozen=True)

@@ -258,7 +258,8 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
     gen = torch.Generator().manual_seed(cfg.seed)
     t = cfg.train
     sampler = BatchSampler(fit_data, t.loss, t.batch_size, t.n_negatives, t.hard_negative_ratio, t.logq_correction,
-                           t.history_leave_one_out, cfg.model.history_weighted, gen)
+                           t.history_leave_one_out, cfg.model.history_weighted, gen,
+                           full_softmax=len(ix.items) <= t.full_softmax_max_items)
     ckpt = Checkpointer(out / "checkpoints", model, optimizer, gen)
     state = _fresh_or_resume(out, cfg, resume, ckpt)
     artifacts.write_json(out / artifacts.CONFIG_JSON, cfg.to_dict())

@@ -100,6 +100,7 @@ class Batch:
     unique_items: Tensor | None = None  # (u,) distinct softmax candidates, encoded once
     columns: Tensor | None = None  # (b + m,) position of each softmax column in unique_items
     log_q: Tensor | None = None  # (b + m,) for softmax
+    target: Tensor | None = None  # (b,) softmax column of each row's positive; None = column i for row i
 
 
 class BatchSampler:
@@ -115,14 +116,17 @@ class BatchSampler:
         leave_one_out: drop the target from its own history bag.
         weighted_history: weight history items by their confidence instead of a plain mean.
         generator: the only source of randomness.
+        full_softmax: softmax over every item (the columns are the whole catalogue; no sampling, no logQ).
     """
 
     def __init__(self, data: TrainData, loss: str, batch_size: int, n_negatives: int, hard_ratio: float,
-                 logq: bool, leave_one_out: bool, weighted_history: bool, generator: torch.Generator) -> None:
+                 logq: bool, leave_one_out: bool, weighted_history: bool, generator: torch.Generator,
+                 full_softmax: bool = False) -> None:
         self.data, self.loss, self.batch_size = data, loss, batch_size
         self.n_negatives, self.hard_ratio, self.logq = n_negatives, hard_ratio, logq
         self.leave_one_out, self.weighted_history = leave_one_out, weighted_history
         self.generator = generator
+        self.full_softmax = full_softmax and loss == "softmax"
 
     def __len__(self) -> int:
         return (len(self.data.users) + self.batch_size - 1) // self.batch_size
@@ -167,7 +171,11 @@ class BatchSampler:
         if self.leave_one_out:
             hist.exclude, hist.exclude_w = items, self._weight_in_history(users, items, hist_w)
         b = Batch(users, items, d.labels[rows], d.weights[rows], hist, torch.empty(0, dtype=torch.long))
-        if self.loss == "softmax":
+        if self.full_softmax:  # every item is a column: the exact softmax the sampled ones approximate
+            b.unique_items = b.columns = torch.arange(d.n_items)
+            b.invalid = self._positive_columns(users, b.unique_items)  # (b, n_items)
+            b.target = items
+        elif self.loss == "softmax":
             m = len(rows) * self.n_negatives
             anchors = items[torch.randint(len(items), (m,), generator=self.generator)] if m else items[:0]
             b.negatives = self._sample(anchors, (m,))

@@ -148,8 +148,8 @@ def two_tower_loss(loss: str) -> Callable[[nn.Module, Any], Tensor]:
         scale = model.score_scale
         if loss == "softmax":
             v = model.encode_items(batch.unique_items)  # (u, d): each distinct candidate once
-            logits = (u @ v.T)[:, batch.columns] * scale  # (b, b + m)
-            target = torch.arange(len(batch.users))
+            logits = (u @ v.T)[:, batch.columns] * scale  # (b, b + m), or (b, n_items) for the full softmax
+            target = torch.arange(len(batch.users)) if batch.target is None else batch.target
             return softmax_loss(logits, target, batch.weights, batch.log_q, batch.invalid)
         pos = (u * model.encode_items(batch.items)).sum(dim=1) * scale  # (b,)
         neg = None
