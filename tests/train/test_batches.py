@@ -76,3 +76,15 @@ def test_geo_neighbours_and_hard_negatives() -> None:
     for batch in sampler("bpr", n_neg=20, hard=1.0, d=d).epoch():
         for item, negs in zip(batch.items.tolist(), batch.negatives.tolist(), strict=True):
             assert set(negs) <= set(groups[item])
+
+
+def test_full_softmax_columns_are_the_catalogue() -> None:
+    s = BatchSampler(data("softmax"), "softmax", batch_size=4, n_negatives=3, hard_ratio=0.0, logq=True,
+                     leave_one_out=True, weighted_history=False, generator=torch.Generator().manual_seed(0),
+                     full_softmax=True)
+    (b,) = list(s.epoch())
+    assert b.columns.tolist() == [0, 1, 2, 3, 4] and b.log_q is None  # exact softmax: no sampling correction
+    assert b.target.tolist() == b.items.tolist()
+    # invalid = the row user's positives (user 0: {0, 1}; user 1: {2}); the loss unmasks each row's own target
+    expected = [[i in {0: {0, 1}, 1: {2}}[u] for i in range(5)] for u in b.users.tolist()]
+    assert b.invalid.tolist() == expected
