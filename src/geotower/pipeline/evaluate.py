@@ -30,12 +30,13 @@ from geotower.evaluate.report import ModelResult, log_tensorboard, write_report
 from geotower.ingest.dataset import Dataset, load_dataset, read_interactions
 from geotower.ingest.split import holdout_split
 from geotower.model.bundle import load_bundle
+from geotower.pipeline.train import ORIGINAL_CONTENT_TWO_TOWER
 
 EVAL_DIR = "eval"
 CONTENT_TWOTOWER = "content_twotower"
-# The original content-only two-tower: profile user tower, item features only, BPR, 512/128 MLPs.
-CONTENT_OVERRIDES = ("model.use_item_id=false", "model.use_user_id=false", "model.use_history=false",
-                     "model.normalize=false", 'train.loss="bpr"', "model.embed_dim=128", "model.hidden_dim=512")
+# The original content-only two-tower: profile user tower, item features only, BPR, 512/128 MLPs. Coordinates keep
+# the run's encoding, so the baseline still has an input on data sets whose only item features are lat/lon.
+CONTENT_OVERRIDES = tuple(o for o in ORIGINAL_CONTENT_TWO_TOWER if not o.startswith("features.geo_encoding"))
 
 
 @dataclass

@@ -269,7 +269,34 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
     validate = _validator(ix, fit_data, parts.fit, parts.val, cfg)
     state = fit(model, optimizer, sampler, two_tower_loss(t.loss), t.epochs, t.patience if validate else 0,
                 validate, "ndcg", [tb, ckpt], state, progress)
+    if t.refit and validate is not None and len(parts.val) and state.best_epoch > 0:
+        model = _refit(ix, parts, cfg, spec, item_dense, item_cells, user_dense, neighbours, state.best_epoch,
+                       progress)
     return _finish(out, ds, cfg, ix, model, item_enc, user_enc, parts, state, time.perf_counter() - t0)
+
+
+def _refit(ix: Indexed, parts: Parts, cfg: RunConfig, spec: TowerSpec, item_dense: np.ndarray,
+           item_cells: np.ndarray, user_dense: np.ndarray, neighbours: Any, epochs: int, progress: bool) -> TwoTower:
+    """Retrain from the same seed on all training rows for the epoch count early stopping chose.
+
+    Early stopping needs rows the model does not see; without a refit those rows (with timestamps: the most recent
+    ones) would never shape the weights, and users whose positives all fell there would keep untrained IDs.
+    Deterministic, so a resumed run repeats it exactly.
+    """
+    t = cfg.train
+    data = _train_data(ix, parts.train, cfg, neighbours)
+    known = np.zeros(len(ix.items), dtype=np.float32)
+    known[data.hist_items.numpy()] = 1.0
+    torch.manual_seed(cfg.seed)
+    model = TwoTower(spec, torch.from_numpy(item_dense), torch.from_numpy(item_cells), torch.from_numpy(user_dense),
+                     torch.from_numpy(known))
+    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    sampler = BatchSampler(data, t.loss, t.batch_size, t.n_negatives, t.hard_negative_ratio, t.logq_correction,
+                           t.history_leave_one_out, cfg.model.history_weighted, gen,
+                           full_softmax=len(ix.items) <= t.full_softmax_max_items)
+    fit(model, optimizer, sampler, two_tower_loss(t.loss), epochs, progress=progress)
+    return model
 
 
 def _finish(out: Path, ds: Dataset, cfg: RunConfig, ix: Indexed, model: TwoTower, item_enc: TableEncoder,
@@ -289,7 +316,7 @@ def _finish(out: Path, ds: Dataset, cfg: RunConfig, ix: Indexed, model: TwoTower
     best = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
     val_metrics = {k: v for k, v in best.items() if k not in ("epoch", "loss")}
     write_curves(out / "curves.png", state.history, cfg.eval.k, state.best_epoch)
-    extra = {"dataset_dir": str(ds.files["items"].parent.resolve()), "split": parts.info,
+    extra = {"dataset_dir": str(ds.files["items"].parent.resolve()), "split": parts.info, "refit": cfg.train.refit,
              "rows": {"train": len(parts.train), "test": parts.n_test, "fit": len(parts.fit), "val": len(parts.val)},
              "n_users": n_u, "n_items": n_i, "cold_users": ix.cold_users, "best_epoch": state.best_epoch,
              "epochs_run": state.epoch, "val_metrics": val_metrics, "history": state.history, "wall_time_s": wall}
