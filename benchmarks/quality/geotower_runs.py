@@ -1,0 +1,116 @@
+"""geotower rows of the quality benchmark: ``train_run`` on the dataset folder, scored from the saved bundle.
+
+The folder handed to ``train_run`` is the whole training file with ``eval.test_fraction=0.2`` and ``seed=0``, so its
+held-out part is exactly the validation part of ``tasks.load_task`` (same ``holdout_split`` call): geotower trains on
+the same rows as the peers and never sees the validation rows (contract C). Its own early-stopping split is carved
+from those training rows (``train.val_fraction``), which is legitimate. We check the agreement by comparing the run's
+``seen`` matrix with ours, and score with the same ``evaluate_scorer`` as the peers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from geotower.config import resolve
+
+from .peers import Result, _row, evaluate, score_table
+from .tasks import SEED, VAL_FRACTION, Task
+
+BASE = [f"eval.test_fraction={VAL_FRACTION}", f"seed={SEED}", "train.threads=1"]  # 1: see docs/quality.md
+
+# one-factor-at-a-time around the defaults: each row changes one knob, so a win is attributable
+SWEEP: list[tuple[str, list[str]]] = [
+    ("default", []),
+    ("loss=bpr", ["train.loss='bpr'"]),
+    ("loss=bce", ["train.loss='bce'"]),
+    ("temperature=0.05", ["model.temperature=0.05"]),
+    ("temperature=0.2", ["model.temperature=0.2"]),
+    ("use_history=false", ["model.use_history=false"]),
+    ("use_user_id=false", ["model.use_user_id=false"]),
+    ("embed_dim=64", ["model.embed_dim=64"]),
+    ("lr=3e-3", ["train.lr=3e-3"]),
+    ("n_layers=1", ["model.n_layers=1"]),
+    ("dropout=0.2", ["model.dropout=0.2"]),
+    ("id_dropout=0", ["model.id_dropout=0.0"]),
+    ("id_dropout=0.3", ["model.id_dropout=0.3"]),
+    ("batch_size=512", ["train.batch_size=512"]),
+    ("logq=false", ["train.logq_correction=false"]),
+]
+SHORT = ["loss=bpr", "use_history=false", "n_layers=1", "temperature=0.05", "dropout=0.2", "use_user_id=false"]
+SHORT2 = ["logq=false", "use_user_id=false", "id_dropout=0.3"]
+QUICK = ["train.patience=2"]  # the short sweep stops earlier; the best epoch is restored either way
+# "refit": early stopping picked 2-3 epochs on both data sets; train that long on (almost) all training rows
+REFIT = ["train.val_fraction=0.01", "train.epochs=3", "train.patience=0"]
+GRIDS: dict[str, list[tuple[str, list[str]]]] = {
+    "geotower-refit": [("refit 3 epochs", REFIT),
+                       ("refit 3 epochs, use_user_id=false", [*REFIT, "model.use_user_id=false"]),
+                       ("batch_size=512", ["train.batch_size=512", *QUICK])],
+    "geotower-batch": [(f"batch_size={b}", [f"train.batch_size={b}", *QUICK]) for b in (256, 1024)],
+    "geotower-b512": [
+        ("batch_size=512, n_layers=1", ["train.batch_size=512", "model.n_layers=1", *QUICK]),
+        ("batch_size=512, weight_decay=1e-4", ["train.batch_size=512", "train.weight_decay=1e-4", *QUICK]),
+    ],
+    "geotower-geo": [("hard_negative_ratio=0.3", ["train.hard_negative_ratio=0.3", *QUICK])],
+    "geotower-default": SWEEP[:1],
+    "geotower-sweep": SWEEP,
+    "geotower-short": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT],  # most telling first
+    "geotower-short2": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT2],
+}
+
+
+def bundle_scorer(task: Task, run_dir: Path) -> tuple[Any, bool]:
+    """Scorer over the task's indices from a saved run, and whether the run's train-seen pairs equal ours."""
+    from geotower.model.bundle import load_bundle
+
+    bundle = load_bundle(run_dir)
+    u_pos = pd.Index(np.asarray(bundle.user_ids, dtype=str)).get_indexer(task.user_ids)  # -1: no embedding
+    i_pos = pd.Index(np.asarray(bundle.item_ids, dtype=str)).get_indexer(task.item_ids)
+    if (i_pos < 0).any():
+        raise RuntimeError(f"{int((i_pos < 0).sum())} dataset items have no embedding in {run_dir}")
+    item = np.asarray(bundle.item_emb, dtype=np.float32)[i_pos]
+    user = np.zeros((len(task.user_ids), item.shape[1]), dtype=np.float32)
+    user[u_pos >= 0] = bundle.user_emb[u_pos[u_pos >= 0]]
+    return score_table(task, user, item), _same_seen(task, bundle.seen, u_pos, i_pos)
+
+
+def _same_seen(task: Task, seen: sp.csr_matrix, u_pos: np.ndarray, i_pos: np.ndarray) -> bool:
+    """Does the run's train-seen matrix hold exactly our training pairs (for the users it indexes)?"""
+    have = np.flatnonzero(u_pos >= 0)
+    mapped = (sp.csr_matrix(seen)[u_pos[have]][:, i_pos] > 0).astype(np.int8)
+    ours = (task.seen[have] > 0).astype(np.int8)
+    return bool((mapped != ours).nnz == 0)
+
+
+def run_one(task: Task, label: str, overrides: list[str], out_dir: Path) -> Result:
+    """Train one config on the task's dataset folder and score it on the validation part."""
+    from geotower.pipeline.train import train_run
+
+    cfg = resolve(None, [*BASE, *overrides])
+    t0 = time.perf_counter()
+    train_run(task.data_dir, out_dir, cfg)
+    fit_s = time.perf_counter() - t0
+    score, split_ok = bundle_scorer(task, out_dir)
+    row = _row("geotower " + label, {"overrides": " ".join(overrides) or "(defaults)"}, evaluate(task, score), fit_s)
+    row["split_ok"] = split_ok
+    return row
+
+
+def run_geotower(task: Task, grid: str, on_row: Callable[[list[Result]], None] | None = None) -> list[Result]:
+    """All configs of the named grid; runs go to ``<work>/runs/<dataset>/<label>``; ``on_row`` sees progress."""
+    rows: list[Result] = []
+    for label, overrides in GRIDS[grid]:
+        out_dir = task.data_dir.parent.parent / "runs" / task.name / label.replace("=", "_")
+        row = run_one(task, label, overrides, out_dir)
+        print(f"{task.name} geotower {label}: ndcg={row['ndcg']:.4f} recall={row['recall']:.4f} "
+              f"fit={row['fit_s']:.0f}s split_ok={row['split_ok']}", flush=True)
+        rows.append(row)
+        if on_row is not None:
+            on_row(rows)
+    return rows
