@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from geotower import schema as S
 from geotower.config import RunConfig, from_dict
 from geotower.errors import ArtifactError, DataError, GeotowerError, GeotowerWarning
 from geotower.evaluate import baselines as B
-from geotower.evaluate.metrics import block_batch_size, check_k, evaluate_scorer, ground_truth
+from geotower.evaluate.metrics import block_batch_size, check_k, evaluate_embeddings, evaluate_scorer, ground_truth
 from geotower.evaluate.report import ModelResult, log_tensorboard, write_report
 from geotower.ingest.dataset import Dataset, load_dataset, read_interactions
 from geotower.ingest.split import holdout_split
@@ -177,8 +177,8 @@ def _all_users(ds: Dataset) -> np.ndarray:
 
 
 # --- the models --------------------------------------------------------------------------------------
-def _embedding_scorer(name: str, bundle: Any, proto: HeldOut) -> Callable[[np.ndarray], np.ndarray]:
-    """score_fn over the held-out user indices from a bundle's saved embeddings (plain dot products).
+def _embedding_matrices(name: str, bundle: Any, proto: HeldOut) -> tuple[np.ndarray, np.ndarray]:
+    """(n_users, d) user and (n_items, d) item embeddings in the held-out index spaces (scores = dot products).
 
     A warm user without a saved embedding (should not happen for a consistent run) scores 0 for every item,
     with a warning, so all models are still judged on the same users.
@@ -186,7 +186,6 @@ def _embedding_scorer(name: str, bundle: Any, proto: HeldOut) -> Callable[[np.nd
     items = pd.Index(bundle.item_ids.astype(str)).get_indexer(proto.item_ids)
     if (items < 0).any():
         raise ArtifactError(f"{bundle.run_dir}: {int((items < 0).sum())} dataset items have no embedding")
-    item_emb_t = np.ascontiguousarray(bundle.item_emb[items].T)  # (d, n_items)
     user_emb = np.vstack([bundle.user_emb, np.zeros((1, bundle.user_emb.shape[1]), bundle.user_emb.dtype)])
     rows = pd.Index(bundle.user_ids.astype(str)).get_indexer(proto.user_ids)  # (n_users,) -1 = no embedding
     missing = int((rows[proto.users] < 0).sum())
@@ -194,17 +193,15 @@ def _embedding_scorer(name: str, bundle: Any, proto: HeldOut) -> Callable[[np.nd
         warnings.warn(f"{name}: {missing} warm test users have no saved embedding; they score 0 for every item",
                       GeotowerWarning, stacklevel=3)
     rows[rows < 0] = len(user_emb) - 1  # the zero row
-
-    def score(users: np.ndarray) -> np.ndarray:
-        return user_emb[rows[users]] @ item_emb_t  # (b, n_items)
-
-    return score
+    return user_emb[rows], bundle.item_emb[items]
 
 
 def _model_row(name: str, bundle: Any, proto: HeldOut, k: int, progress: bool, fit_s: float | None,
                params: dict[str, Any], label: str) -> ModelResult:
-    score = _embedding_scorer(name, bundle, proto)
-    metrics = evaluate_scorer(score, proto.users, proto.relevant, proto.seen, k, proto.batch_size, progress)
+    """Metrics of a run's saved embeddings: exact top-K by FAISS inner-product search (no score blocks)."""
+    user_emb, item_emb = _embedding_matrices(name, bundle, proto)
+    metrics = evaluate_embeddings(user_emb, item_emb, proto.users, proto.relevant, proto.seen, k, proto.batch_size,
+                                  progress)
     return ModelResult(name, metrics, fit_s, params, label=label)
 
 
