@@ -54,6 +54,9 @@ class ModelConfig:
     temperature: float = 0.2  # measured best of {0.05, 0.1, 0.2, 0.5} on both real data sets (docs/quality.md)
     cell_dim: int = 32  # embedding size of each geo grid level (features.geo_encoding="grid")
     history_weighted: bool = False  # pool the history with confidence weights instead of a plain mean
+    trend_half_lives_days: tuple[float, ...] = (0.5, 2.0, 8.0)  # time-decayed popularity prior, one learned weight
+    # per half-life (geotower.model.trend); used when the interactions have timestamps; () = off. Short on purpose:
+    # all-time popularity is the item-ID embedding's job (longer half-lives measured worse, docs/quality.md)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,11 @@ class TrainConfig:
     history_leave_one_out: bool = True  # drop the target item from its own history bag while training
     refit: bool = True  # after early stopping, retrain on ALL training rows (validation included) for the best
     # number of epochs: the latest interactions (the temporal validation part) then shape the weights too
+    confidence: str = "linear"  # loss weight from the interactions' weight column: "linear" (as is), "log1p"
+    # (1 + log(1 + w) damps heavy repeat visitors) or "none" (every pair counts once)
+    calibrate_trend: bool = False  # after early stopping, refit the trend prior's weights on the validation rows
+    # (later in time than the training rows) and keep them fixed in the refit (measured worse than learning them
+    # jointly with the short default half-lives on ML-100K, docs/quality.md)
     full_softmax_max_items: int = 50_000  # softmax over the WHOLE catalogue up to this many items (exact, no
     # sampling bias, so no logQ needed); larger catalogues use in-batch negatives + logQ. 0 = always in-batch
 
@@ -121,12 +129,13 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "features.mode": ("clipped", "whole"),
     "features.geo_encoding": ("grid", "rff", "none"),
     "train.loss": ("bce", "bpr", "softmax"),
+    "train.confidence": ("linear", "log1p", "none"),
     "serve.index_kind": ("auto", "flat", "hnsw", "ivf"),
 }
 _POSITIVE = {
     "model.embed_dim", "model.hidden_dim", "train.lr", "train.epochs", "train.batch_size",
     "eval.k", "model.temperature", "features.radii", "features.grid_cells_m", "train.hard_negative_km",
-    "model.cell_dim",
+    "model.cell_dim", "model.trend_half_lives_days",
 }
 _FRACTIONS = {"model.dropout", "model.id_dropout", "train.hard_negative_ratio"}
 _OPEN_FRACTIONS = {"train.val_fraction", "eval.test_fraction"}

@@ -171,3 +171,48 @@ def test_nan_feature_error_or_impute(data: Path, tmp_path: Path) -> None:
         warnings.simplefilter("always")
         T.train_run(tmp_path / "d", tmp_path / "r", cfg, progress=False)
     assert any(issubclass(w.category, GeotowerWarning) and "stars" in str(w.message) for w in caught)
+
+
+def test_confidence_transforms() -> None:
+    w = np.array([1.0, 3.0, 0.0], dtype=np.float32)
+    np.testing.assert_allclose(T.confidence(w, "linear"), w)
+    np.testing.assert_allclose(T.confidence(w, "none"), [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(T.confidence(w, "log1p"), 1 + np.log1p(w), rtol=1e-6)
+
+
+def fashion_data(tmp: Path) -> Path:
+    """60 days in 4 fashions of 15 days: half the ratings of a period go to its item in fashion (a temporal split)."""
+    rng = np.random.default_rng(2)
+    j = np.arange(200)
+    items = pd.DataFrame({"item_id": [f"i{k:03d}" for k in j], "lat": 60.17 + (j % 20) * 0.001,
+                          "lon": 24.94 + (j // 20) * 0.001, "stars": (j % 5).astype(float),
+                          "cats": np.where(j % 2 == 0, "cafe, bar", "bar")})
+    n = 3000
+    day = np.sort(rng.integers(0, 60, n))
+    fashion = rng.permutation(200)[:4]
+    item = np.where(rng.random(n) < 0.5, fashion[day // 15], rng.integers(0, 200, n))
+    rows = pd.DataFrame({"user_id": [f"u{u:03d}" for u in rng.integers(0, 400, n)],
+                         "item_id": [f"i{k:03d}" for k in item], "rating": 5.0,
+                         "timestamp": 1_600_000_000 + day * 86_400 + rng.integers(0, 86_400, n)})
+    return write_dataset(tmp, rows, items, SPEC)
+
+
+def test_trend_prior_end_to_end(tmp_path: Path) -> None:
+    data = fashion_data(tmp_path / "data")
+    overrides = [*FAST, "model.trend_half_lives_days=[0.5, 8.0]", "train.epochs=2", "train.calibrate_trend=true"]
+    result = T.train_run(data, tmp_path / "run", resolve(None, overrides), progress=False)
+    m = artifacts.read_json(tmp_path / "run" / "manifest.json")
+    assert m["split"]["method"] == "temporal"
+    assert m["trend"]["calibrated"] and m["trend"]["weights"][0] > 0.5  # the short half-life carries the fashion
+    b = load_bundle(tmp_path / "run")
+    assert b.item_emb.shape[1] == b.user_emb.shape[1] == 8 + 1  # the prior column
+    assert b.embed_liked(["i000", "i001"]).shape == (9,)
+    assert b.embed_new_items(b.items.head(2).assign(stars=1.0, cats="bar")).shape == (2, 9)
+    # the test rows (the last 20 % of days) favour recently fashionable items: the prior must beat no prior
+    off = T.train_run(data, tmp_path / "off", resolve(None, [*overrides, "model.trend_half_lives_days=[]"]),
+                      progress=False)
+    assert result.val_metrics["ndcg"] > 0 and off.val_metrics["ndcg"] >= 0
+    from geotower.pipeline.evaluate import evaluate_run
+    on_test = evaluate_run(tmp_path / "run").rows[0].metrics["ndcg"]
+    off_test = evaluate_run(tmp_path / "off").rows[0].metrics["ndcg"]
+    assert on_test > off_test + 0.05

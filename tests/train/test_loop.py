@@ -68,3 +68,36 @@ def test_divergence_is_a_clear_error() -> None:
     with pytest.raises(GeotowerError, match="diverged"):
         fit(model, torch.optim.SGD(model.parameters(), lr=0.01), Batches(),
             lambda m, x: m(x).sum() * float("nan"), epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "bpr", "bce"])
+def test_trend_prior_is_learned_when_recent_popularity_predicts(loss: str) -> None:
+    """Every day one item is 'in fashion' and all rows of that day and the next pick it: the prior must learn w > 0."""
+    import numpy as np
+
+    from geotower.model.towers import TowerSpec, TwoTower
+    from geotower.train.batches import BatchSampler, build_train_data
+    from geotower.train.loop import two_tower_loss
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, n_rows = 40, 20, 2000
+    times = np.sort(rng.uniform(0, 40 * 86_400.0, n_rows))
+    fashion = rng.integers(0, n_items, 41)
+    items = np.where(rng.random(n_rows) < 0.8, fashion[(times // 86_400).astype(int)], rng.integers(0, n_items, n_rows))
+    users = rng.integers(0, n_users, n_rows)
+    data = build_train_data(users, items, np.ones(n_rows, bool), np.ones(n_rows, np.float32), n_users, n_items, loss,
+                            times=times, half_lives_days=(0.5, 4.0))
+    assert data.buckets is not None and data.trend_table is not None and data.trend_now is not None
+    spec = TowerSpec(n_items=n_items, n_users=n_users, item_dense_dim=0, user_dense_dim=0, embed_dim=8, n_layers=0,
+                     use_item_features=False, use_history=False, trend_dim=2, temperature=0.5)
+    torch.manual_seed(0)
+    model = TwoTower(spec, torch.zeros(n_items, 0), torch.zeros(n_items, 0, dtype=torch.long), torch.zeros(n_users, 0),
+                     torch.ones(n_items))
+    model.set_trend(data.trend_table, data.trend_now)
+    sampler = BatchSampler(data, loss, 256, 4, 0.0, False, True, False, torch.Generator().manual_seed(0),
+                           full_softmax=True)
+    batch = next(sampler.epoch())
+    assert batch.buckets is not None and batch.buckets.shape == batch.users.shape
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    fit(model, opt, sampler, two_tower_loss(loss), epochs=5, progress=False)
+    assert model.trend_weight is not None and model.trend_weight[0].item() > 0.3  # the short half-life carries it

@@ -116,7 +116,7 @@ class ModelBundle:
         hist = History(idx, torch.zeros(1, dtype=torch.long), torch.ones(len(idx)), torch.tensor([float(len(idx))]))
         user_dense = torch.zeros(1, self.model.spec.user_dense_dim)
         with torch.no_grad():
-            u = self.model.encode_users(hist, user_dense) * self.model.score_scale  # (1, d)
+            u = self.model.retrieval_users(self.model.encode_users(hist, user_dense))  # (1, d)
         return u[0].numpy().astype(np.float32)
 
     def embed_new_items(self, items: pd.DataFrame) -> np.ndarray:
@@ -125,6 +125,7 @@ class ModelBundle:
         enc = self.item_encoder.transform(items)
         with torch.no_grad():
             v = self.model.encode_new_items(torch.from_numpy(enc.dense), torch.from_numpy(enc.cells))
+            v = self.model.retrieval_items(v, None)
         return v.numpy().astype(np.float32)
 
 

@@ -10,6 +10,9 @@ User tower: ``MLP(user_input) [+ user-ID embedding]`` where ``user_input`` conca
 * the user's own encoded features (when a users table exists).
 
 Both end in ``embed_dim``; with ``normalize`` both are L2-normalised and a score is ``cos / temperature``.
+With ``trend_dim > 0`` a learned prior ``w . trend(item, t)`` over time-decayed popularity features
+(:mod:`geotower.model.trend`) is added; the retrieval embeddings then carry one more column (item: the prior at the
+end of training, user: 1) so retrieval stays a dot product.
 
 The original content two-tower is exactly ``model.use_item_id=false, model.use_user_id=false,
 model.use_history=false, model.normalize=false, model.n_layers=1, model.hidden_dim=512, model.embed_dim=128,
@@ -48,6 +51,7 @@ class TowerSpec:
     id_dropout: float = 0.1
     normalize: bool = True
     temperature: float = 0.1
+    trend_dim: int = 0  # number of trend half-lives (0 = no time-decayed popularity prior)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +154,9 @@ class TwoTower(nn.Module):
                 nn.init.normal_(emb.weight, std=0.05)
         self.user_mlp = mlp(self.user_in_dim, spec.hidden_dim, spec.embed_dim, spec.n_layers, spec.dropout) \
             if self.user_in_dim > 0 else None
+        self.trend_weight = nn.Parameter(torch.zeros(spec.trend_dim)) if spec.trend_dim > 0 else None
+        self.register_buffer("trend_now", torch.zeros(spec.n_items, spec.trend_dim), persistent=spec.trend_dim > 0)
+        self.register_buffer("trend_table", torch.zeros(0, spec.n_items, spec.trend_dim), persistent=False)
 
     @property
     def item_in_dim(self) -> int:
@@ -241,15 +248,45 @@ class TwoTower(nn.Module):
         """Users of the training index: their features come from the ``user_dense`` buffer."""
         return self.encode_users(hist, self.user_dense[user_idx], user_idx)
 
+    # --- trend prior ------------------------------------------------------------------------------
+    def set_trend(self, table: Tensor | None, now: Tensor) -> None:
+        """Install trend features: ``table`` (buckets, n_items, h) for training rows, ``now`` (n_items, h)."""
+        if table is not None:
+            self.trend_table = table.float()
+        self.trend_now = now.float()
+
+    def trend_bias(self) -> Tensor | None:
+        """(buckets, n_items) learned prior of every item in every training time bucket, or None without a trend."""
+        if self.trend_weight is None or len(self.trend_table) == 0:
+            return None
+        return self.trend_table @ self.trend_weight
+
+    def _trend_now_bias(self) -> Tensor | None:
+        return None if self.trend_weight is None else self.trend_now @ self.trend_weight  # (n_items,)
+
+    def retrieval_users(self, z: Tensor) -> Tensor:
+        """Tower outputs (n, embed_dim) -> retrieval space: score scale baked in, plus the trend column."""
+        z = z * self.score_scale
+        return torch.cat([z, torch.ones(len(z), 1)], dim=1) if self.trend_weight is not None else z
+
+    def retrieval_items(self, v: Tensor, idx: Tensor | None) -> Tensor:
+        """Item tower outputs -> retrieval space; ``idx`` None = new items (no interactions, so a zero prior)."""
+        bias = self._trend_now_bias()
+        if bias is None:
+            return v
+        col = torch.zeros(len(v)) if idx is None else bias[idx]
+        return torch.cat([v, col[:, None]], dim=1)
+
     @property
     def score_scale(self) -> float:
         """Factor on the dot product: 1 / temperature for normalised towers, else 1."""
         return 1.0 / self.spec.temperature if self.spec.normalize else 1.0
 
     def all_item_embeddings(self, chunk: int = 65536) -> Tensor:
-        """(n_items, embed_dim) embeddings of every item (eval mode: no ID dropout)."""
+        """(n_items, embed_dim [+1]) retrieval embeddings of every item (eval mode: no ID dropout)."""
         idx = torch.arange(self.spec.n_items)
-        return torch.cat([self.encode_items(idx[s:s + chunk]) for s in range(0, len(idx), chunk)])
+        v = torch.cat([self.encode_items(idx[s:s + chunk]) for s in range(0, len(idx), chunk)])
+        return self.retrieval_items(v, idx)
 
     def user_embeddings(self, indptr: Tensor, hist_items: Tensor, hist_weights: Tensor | None,
                         chunk: int = 8192) -> Tensor:
@@ -260,4 +297,4 @@ class TwoTower(nn.Module):
         users = torch.arange(self.spec.n_users)
         out = [self.encode_known_users(history_bags(indptr, hist_items, hist_weights, users[s:s + chunk]),
                                        users[s:s + chunk]) for s in range(0, len(users), chunk)]
-        return torch.cat(out) * self.score_scale
+        return self.retrieval_users(torch.cat(out))

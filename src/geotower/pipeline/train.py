@@ -24,12 +24,13 @@ from geotower import artifacts
 from geotower import schema as S
 from geotower.config import RunConfig
 from geotower.errors import ConfigError, DataError, GeotowerWarning
-from geotower.evaluate.metrics import evaluate_scorer
+from geotower.evaluate.metrics import evaluate_embeddings
 from geotower.ingest.dataset import Dataset, load_dataset
 from geotower.ingest.split import holdout_split
 from geotower.model.bundle import BundleParts, save_bundle
 from geotower.model.encoders import TableEncoder
 from geotower.model.towers import TowerSpec, TwoTower
+from geotower.model.trend import calibrate_weights
 from geotower.train.batches import BatchSampler, TrainData, build_train_data, geo_neighbours
 from geotower.train.callbacks import Checkpointer, TensorBoardLogger, completed_epochs, write_curves
 from geotower.train.loop import LoopState, fit, two_tower_loss
@@ -37,10 +38,13 @@ from geotower.train.loop import LoopState, fit, two_tower_loss
 # ``--set`` overrides that reproduce the original content two-tower exactly (see geotower.model.towers): content
 # features only, user = MLP(mean of the standardised features of the user's positive items), no IDs, BPR, one
 # 512-unit hidden layer to 128-d outputs, raw dot products.
+TREND_LR_FACTOR = 10.0
+
 ORIGINAL_CONTENT_TWO_TOWER: tuple[str, ...] = (
     "model.use_item_id=false", "model.use_user_id=false", "model.use_history=false", "model.normalize=false",
     "model.id_dropout=0.0", "model.n_layers=1", "model.hidden_dim=512", "model.embed_dim=128",
     'train.loss="bpr"', "train.history_leave_one_out=false", 'features.geo_encoding="none"',
+    "model.trend_half_lives_days=[]",
 )
 
 
@@ -159,18 +163,60 @@ def _encoders(ds: Dataset, train: pd.DataFrame, users: np.ndarray, cfg: RunConfi
     return item_enc, enc.dense, enc.cells, user_enc, dense
 
 
-def _tower_spec(cfg: RunConfig, n_items: int, n_users: int, item_enc: TableEncoder, user_dim: int) -> TowerSpec:
+def _tower_spec(cfg: RunConfig, n_items: int, n_users: int, item_enc: TableEncoder, user_dim: int,
+                has_time: bool) -> TowerSpec:
     m = cfg.model
     return TowerSpec(n_items, n_users, item_enc.dense_dim, user_dim, item_enc.cell_vocab_sizes, m.cell_dim,
                      m.embed_dim, m.hidden_dim, m.n_layers, m.dropout, m.use_item_id, m.use_user_id,
-                     m.use_item_features, m.use_history, m.id_dropout, m.normalize, m.temperature)
+                     m.use_item_features, m.use_history, m.id_dropout, m.normalize, m.temperature,
+                     len(m.trend_half_lives_days) if has_time else 0)
 
 
 def _train_data(ix: Indexed, rows: pd.DataFrame, cfg: RunConfig, neighbours: Any) -> TrainData:
     u, i = ix.user_index(rows), ix.item_index(rows)
     ok = u >= 0  # rows of users without train positives are not trained on
-    return build_train_data(u[ok], i[ok], rows[S.POSITIVE].to_numpy()[ok], rows[S.WEIGHT].to_numpy()[ok],
-                            len(ix.users), len(ix.items), cfg.train.loss, neighbours)
+    times = rows[S.TIMESTAMP].to_numpy()[ok] if S.TIMESTAMP in rows.columns else None
+    return build_train_data(u[ok], i[ok], rows[S.POSITIVE].to_numpy()[ok],
+                            confidence(rows[S.WEIGHT].to_numpy()[ok], cfg.train.confidence),
+                            len(ix.users), len(ix.items), cfg.train.loss, neighbours, times,
+                            cfg.model.trend_half_lives_days)
+
+
+def confidence(weight: np.ndarray, kind: str) -> np.ndarray:
+    """Loss weight of each row from its confidence weight (``train.confidence``)."""
+    w = np.asarray(weight, dtype=np.float32)
+    if kind == "none":
+        return np.ones_like(w)
+    if kind == "log1p":
+        return (1.0 + np.log1p(np.maximum(w, 0.0))).astype(np.float32)
+    return w
+
+
+def _new_model(spec: TowerSpec, item_dense: np.ndarray, item_cells: np.ndarray, user_dense: np.ndarray,
+               data: TrainData, cfg: RunConfig, trend_weight: torch.Tensor | None = None
+               ) -> tuple[TwoTower, torch.optim.Optimizer]:
+    """Seeded towers for ``data`` (trained-item mask, trend features) and their Adam optimizer.
+
+    The trend weights are a handful of scalars on a log-count scale; at the towers' learning rate they would move
+    too little in the ~100 steps small data sets train for, so they learn 10x faster. Given ``trend_weight``
+    (calibrated on validation), they are fixed instead.
+    """
+    known = np.zeros(len(item_dense), dtype=np.float32)
+    known[data.hist_items.numpy()] = 1.0
+    torch.manual_seed(cfg.seed)
+    model = TwoTower(spec, torch.from_numpy(item_dense), torch.from_numpy(item_cells), torch.from_numpy(user_dense),
+                     torch.from_numpy(known))
+    if model.trend_weight is not None and data.trend_now is not None:
+        model.set_trend(data.trend_table, data.trend_now)
+    if model.trend_weight is not None and trend_weight is not None:
+        model.trend_weight.data.copy_(trend_weight)
+        model.trend_weight.requires_grad_(False)
+    t = cfg.train
+    rest = [p for name, p in model.named_parameters() if name != "trend_weight"]
+    groups: list[dict[str, Any]] = [{"params": rest}]
+    if model.trend_weight is not None and model.trend_weight.requires_grad:
+        groups.append({"params": [model.trend_weight], "lr": t.lr * TREND_LR_FACTOR, "weight_decay": 0.0})
+    return model, torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
 
 
 def _validator(ix: Indexed, fit_data: TrainData, fit_rows: pd.DataFrame, val_rows: pd.DataFrame, cfg: RunConfig
@@ -190,10 +236,31 @@ def _validator(ix: Indexed, fit_data: TrainData, fit_rows: pd.DataFrame, val_row
         item_emb = model.all_item_embeddings().numpy()
         user_emb = model.user_embeddings(fit_data.hist_indptr, fit_data.hist_items,
                                          fit_data.hist_weights if cfg.model.history_weighted else None).numpy()
-        metrics = evaluate_scorer(lambda b: user_emb[b] @ item_emb.T, users, relevant, seen, cfg.eval.k)
+        metrics = evaluate_embeddings(user_emb, item_emb, users, relevant, seen, cfg.eval.k)
         return {k: float(v) for k, v in metrics.items()}
 
     return validate
+
+
+def _calibrate_trend(model: TwoTower, ix: Indexed, fit_data: TrainData, parts: Parts, cfg: RunConfig
+                     ) -> torch.Tensor | None:
+    """Trend weights refit on the validation rows (see :func:`geotower.model.trend.calibrate_weights`), or None."""
+    if model.trend_weight is None or fit_data.trend_now is None or not cfg.train.calibrate_trend:
+        return None
+    pv = parts.val[parts.val[S.POSITIVE]]
+    u, i = ix.user_index(pv), ix.item_index(pv)
+    ok = u >= 0
+    if not ok.any():
+        return None
+    n_u, n_i = len(ix.users), len(ix.items)
+    seen = interaction_csr(ix, parts.fit, n_u, n_i)
+    seen_keys = np.repeat(np.arange(n_u, dtype=np.int64), np.diff(seen.indptr)) * n_i + seen.indices
+    with torch.no_grad():
+        items = model.all_item_embeddings()[:, :-1]  # drop the prior column: it is what gets refit
+        users = model.user_embeddings(fit_data.hist_indptr, fit_data.hist_items,
+                                      fit_data.hist_weights if cfg.model.history_weighted else None)[:, :-1]
+    return calibrate_weights(users, items, fit_data.trend_now, torch.from_numpy(u[ok]), torch.from_numpy(i[ok]),
+                             torch.from_numpy(np.sort(seen_keys)), model.trend_weight.detach(), seed=cfg.seed)
 
 
 def _fresh_or_resume(out: Path, cfg: RunConfig, resume: bool, ckpt: Checkpointer) -> LoopState | None:
@@ -248,13 +315,8 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
                           f"(features.geo_encoding={cfg.features.geo_encoding!r}); enable one of them")
     neighbours = _neighbours(ds, cfg) if cfg.train.hard_negative_ratio > 0 else None
     fit_data = _train_data(ix, parts.fit, cfg, neighbours)
-    known = np.zeros(len(ix.items), dtype=np.float32)
-    known[fit_data.hist_items.numpy()] = 1.0
-    torch.manual_seed(cfg.seed)
-    spec = _tower_spec(cfg, len(ix.items), len(ix.users), item_enc, user_dense.shape[1])
-    model = TwoTower(spec, torch.from_numpy(item_dense), torch.from_numpy(item_cells), torch.from_numpy(user_dense),
-                     torch.from_numpy(known))
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    spec = _tower_spec(cfg, len(ix.items), len(ix.users), item_enc, user_dense.shape[1], ds.has_timestamps)
+    model, optimizer = _new_model(spec, item_dense, item_cells, user_dense, fit_data, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     t = cfg.train
     sampler = BatchSampler(fit_data, t.loss, t.batch_size, t.n_negatives, t.hard_negative_ratio, t.logq_correction,
@@ -269,14 +331,18 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
     validate = _validator(ix, fit_data, parts.fit, parts.val, cfg)
     state = fit(model, optimizer, sampler, two_tower_loss(t.loss), t.epochs, t.patience if validate else 0,
                 validate, "ndcg", [tb, ckpt], state, progress)
+    trend_weight = _calibrate_trend(model, ix, fit_data, parts, cfg) if validate is not None else None
+    if trend_weight is not None:
+        model.trend_weight.data.copy_(trend_weight)  # type: ignore[union-attr]
     if t.refit and validate is not None and len(parts.val) and state.best_epoch > 0:
         model = _refit(ix, parts, cfg, spec, item_dense, item_cells, user_dense, neighbours, state.best_epoch,
-                       progress)
+                       progress, trend_weight)
     return _finish(out, ds, cfg, ix, model, item_enc, user_enc, parts, state, time.perf_counter() - t0)
 
 
 def _refit(ix: Indexed, parts: Parts, cfg: RunConfig, spec: TowerSpec, item_dense: np.ndarray,
-           item_cells: np.ndarray, user_dense: np.ndarray, neighbours: Any, epochs: int, progress: bool) -> TwoTower:
+           item_cells: np.ndarray, user_dense: np.ndarray, neighbours: Any, epochs: int, progress: bool,
+           trend_weight: torch.Tensor | None = None) -> TwoTower:
     """Retrain from the same seed on all training rows for the epoch count early stopping chose.
 
     Early stopping needs rows the model does not see; without a refit those rows (with timestamps: the most recent
@@ -285,12 +351,7 @@ def _refit(ix: Indexed, parts: Parts, cfg: RunConfig, spec: TowerSpec, item_dens
     """
     t = cfg.train
     data = _train_data(ix, parts.train, cfg, neighbours)
-    known = np.zeros(len(ix.items), dtype=np.float32)
-    known[data.hist_items.numpy()] = 1.0
-    torch.manual_seed(cfg.seed)
-    model = TwoTower(spec, torch.from_numpy(item_dense), torch.from_numpy(item_cells), torch.from_numpy(user_dense),
-                     torch.from_numpy(known))
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    model, optimizer = _new_model(spec, item_dense, item_cells, user_dense, data, cfg, trend_weight)
     gen = torch.Generator().manual_seed(cfg.seed)
     sampler = BatchSampler(data, t.loss, t.batch_size, t.n_negatives, t.hard_negative_ratio, t.logq_correction,
                            t.history_leave_one_out, cfg.model.history_weighted, gen,
@@ -303,6 +364,8 @@ def _finish(out: Path, ds: Dataset, cfg: RunConfig, ix: Indexed, model: TwoTower
             user_enc: TableEncoder | None, parts: Parts, state: LoopState, wall: float) -> TrainResult:
     """Embed with all train positives as history, then write the bundle, manifest and curves."""
     all_data = _train_data(ix, parts.train, cfg, None)
+    if all_data.trend_now is not None:  # the prior "now" = after every training row (without refit too)
+        model.set_trend(None, all_data.trend_now)
     with torch.no_grad():
         item_emb = model.all_item_embeddings().numpy()
         user_emb = model.user_embeddings(all_data.hist_indptr, all_data.hist_items,
@@ -320,6 +383,10 @@ def _finish(out: Path, ds: Dataset, cfg: RunConfig, ix: Indexed, model: TwoTower
              "rows": {"train": len(parts.train), "test": parts.n_test, "fit": len(parts.fit), "val": len(parts.val)},
              "n_users": n_u, "n_items": n_i, "cold_users": ix.cold_users, "best_epoch": state.best_epoch,
              "epochs_run": state.epoch, "val_metrics": val_metrics, "history": state.history, "wall_time_s": wall}
+    if model.trend_weight is not None:
+        extra["trend"] = {"half_lives_days": list(cfg.model.trend_half_lives_days),
+                          "weights": [round(float(w), 6) for w in model.trend_weight.detach()],
+                          "calibrated": cfg.train.calibrate_trend}
     artifacts.write_manifest(out, cfg.to_dict(), ds.fingerprint(), extra)
     return TrainResult(out, state.best_epoch, state.epoch, val_metrics, wall, n_u, n_i, ix.cold_users,
                        state.history, {"run": out, "manifest": out / artifacts.MANIFEST})

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from geotower.model.towers import History, csr_rows, history_bags
+from geotower.model.trend import trend_features
 
 
 @dataclass
@@ -31,6 +32,8 @@ class TrainData:
         pos_keys: (p,) sorted int64 ``user * n_items + item`` of all positive pairs.
         log_pop: (n_items,) log of each item's share of positive rows (for logQ correction).
         nb_indptr, nb_items: CSR of each item's geo neighbours (for hard negatives), or None.
+        buckets: (r,) time bucket of each row, trend_table (buckets, n_items, h), trend_now (n_items, h): the
+            time-decayed popularity features (:mod:`geotower.model.trend`), or None without timestamps.
     """
 
     n_users: int
@@ -46,11 +49,14 @@ class TrainData:
     log_pop: Tensor
     nb_indptr: Tensor | None = None
     nb_items: Tensor | None = None
+    buckets: Tensor | None = None
+    trend_table: Tensor | None = None
+    trend_now: Tensor | None = None
 
 
 def build_train_data(users: np.ndarray, items: np.ndarray, positive: np.ndarray, weight: np.ndarray,
-                     n_users: int, n_items: int, loss: str, neighbours: tuple[np.ndarray, np.ndarray] | None = None
-                     ) -> TrainData:
+                     n_users: int, n_items: int, loss: str, neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+                     times: np.ndarray | None = None, half_lives_days: tuple[float, ...] = ()) -> TrainData:
     """Build :class:`TrainData` from interaction arrays already mapped to indices.
 
     Args:
@@ -58,6 +64,7 @@ def build_train_data(users: np.ndarray, items: np.ndarray, positive: np.ndarray,
         n_users, n_items: sizes of the index spaces.
         loss: "bce" keeps every row (rated negatives are labelled 0); "bpr"/"softmax" keep positives only.
         neighbours: optional (indptr, items) CSR of geo neighbours per item.
+        times, half_lives_days: (r,) timestamps in seconds and the trend half-lives; both given = trend features.
     """
     keys = users[positive].astype(np.int64) * n_items + items[positive]
     uniq, inverse = np.unique(keys, return_inverse=True)
@@ -68,7 +75,10 @@ def build_train_data(users: np.ndarray, items: np.ndarray, positive: np.ndarray,
     pop = np.bincount(items[positive], minlength=n_items).astype(np.float64)
     keep = np.ones(len(users), dtype=bool) if loss == "bce" else positive
     t = torch.from_numpy
-    return TrainData(
+    trend = None
+    if times is not None and len(half_lives_days) and len(users):
+        trend = trend_features(items, times, n_items, half_lives_days, counted=positive)
+    data = TrainData(
         n_users, n_items, t(users[keep].astype(np.int64)), t(items[keep].astype(np.int64)),
         t(positive[keep].astype(np.float32)), t(weight[keep].astype(np.float32)),
         t(np.cumsum(indptr)), t((uniq % n_items).astype(np.int64)), t(pair_w), t(uniq.astype(np.int64)),
@@ -76,6 +86,9 @@ def build_train_data(users: np.ndarray, items: np.ndarray, positive: np.ndarray,
         None if neighbours is None else t(neighbours[0].astype(np.int64)),
         None if neighbours is None else t(neighbours[1].astype(np.int64)),
     )
+    if trend is not None:
+        data.buckets, data.trend_table, data.trend_now = t(trend.row_bucket[keep]), t(trend.table), t(trend.now)
+    return data
 
 
 def is_positive(pos_keys: Tensor, users: Tensor, items: Tensor, n_items: int) -> Tensor:
@@ -101,6 +114,7 @@ class Batch:
     columns: Tensor | None = None  # (b + m,) position of each softmax column in unique_items
     log_q: Tensor | None = None  # (b + m,) for softmax
     target: Tensor | None = None  # (b,) softmax column of each row's positive; None = column i for row i
+    buckets: Tensor | None = None  # (b,) time bucket of each row (trend prior)
 
 
 class BatchSampler:
@@ -171,6 +185,7 @@ class BatchSampler:
         if self.leave_one_out:
             hist.exclude, hist.exclude_w = items, self._weight_in_history(users, items, hist_w)
         b = Batch(users, items, d.labels[rows], d.weights[rows], hist, torch.empty(0, dtype=torch.long))
+        b.buckets = None if d.buckets is None else d.buckets[rows]
         if self.full_softmax:  # every item is a column: the exact softmax the sampled ones approximate
             b.unique_items = b.columns = torch.arange(d.n_items)
             b.invalid = self._positive_columns(users, b.unique_items)  # (b, n_items)
