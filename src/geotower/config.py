@@ -54,6 +54,8 @@ class ModelConfig:
     temperature: float = 0.2  # measured best of {0.05, 0.1, 0.2, 0.5} on both real data sets (docs/quality.md)
     cell_dim: int = 32  # embedding size of each geo grid level (features.geo_encoding="grid")
     history_weighted: bool = False  # pool the history with confidence weights instead of a plain mean
+    members: int = 1  # ensemble: train this many towers from different seeds and average their scores (one dot
+    # product over concatenated embeddings); extra members are trained like the refit, for the chosen epoch count
     trend_half_lives_days: tuple[float, ...] = (0.5, 2.0, 8.0)  # time-decayed popularity prior, one learned weight
     # per half-life (geotower.model.trend); used when the interactions have timestamps; () = off. Short on purpose:
     # all-time popularity is the item-ID embedding's job (longer half-lives measured worse, docs/quality.md)
@@ -135,7 +137,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
 _POSITIVE = {
     "model.embed_dim", "model.hidden_dim", "train.lr", "train.epochs", "train.batch_size",
     "eval.k", "model.temperature", "features.radii", "features.grid_cells_m", "train.hard_negative_km",
-    "model.cell_dim", "model.trend_half_lives_days",
+    "model.cell_dim", "model.trend_half_lives_days", "model.members",
 }
 _FRACTIONS = {"model.dropout", "model.id_dropout", "train.hard_negative_ratio"}
 _OPEN_FRACTIONS = {"train.val_fraction", "eval.test_fraction"}

@@ -216,3 +216,31 @@ def test_trend_prior_end_to_end(tmp_path: Path) -> None:
     on_test = evaluate_run(tmp_path / "run").rows[0].metrics["ndcg"]
     off_test = evaluate_run(tmp_path / "off").rows[0].metrics["ndcg"]
     assert on_test > off_test + 0.05
+
+
+def test_ensemble_members_average_in_one_dot_product(data: Path, tmp_path: Path) -> None:
+    import torch
+
+    from geotower.model.towers import TowerEnsemble
+
+    result = T.train_run(data, tmp_path / "run", resolve(None, [*FAST, "model.members=2"]), progress=False)
+    b = load_bundle(tmp_path / "run")
+    assert isinstance(b.model, TowerEnsemble) and len(b.model.members) == 2
+    assert artifacts.read_json(tmp_path / "run" / "manifest.json")["members"] == 2
+    assert b.item_emb.shape[1] == b.user_emb.shape[1] == 2 * 8
+    m0, m1 = b.model.members
+    with torch.no_grad():
+        v0, v1 = m0.all_item_embeddings().numpy(), m1.all_item_embeddings().numpy()
+    assert not np.allclose(v0, v1)  # different seeds, different members
+    np.testing.assert_allclose(b.item_emb, np.hstack([v0, v1]), atol=1e-6)
+    # a user's scores are the mean of the two members' scores
+    u0, u1 = b.user_emb[:, :8] * 2, b.user_emb[:, 8:] * 2
+    np.testing.assert_allclose(b.user_emb @ b.item_emb.T, (u0 @ v0.T + u1 @ v1.T) / 2, rtol=1e-5, atol=1e-5)
+    liked = b.embed_liked(["i00", "i01"])
+    assert liked.shape == (16,)
+    new = b.embed_new_items(b.items.head(3).assign(stars=1.0, cats="bar"))
+    assert new.shape == (3, 16)
+    assert result.val_metrics["ndcg"] > 0
+    again = T.train_run(data, tmp_path / "again", resolve(None, [*FAST, "model.members=2"]), progress=False)
+    assert again.val_metrics == result.val_metrics
+    np.testing.assert_array_equal(load_bundle(tmp_path / "again").item_emb, b.item_emb)  # deterministic

@@ -22,7 +22,7 @@ from geotower import schema as S
 from geotower.config import RunConfig, from_dict
 from geotower.errors import ArtifactError, DataError
 from geotower.model.encoders import TableEncoder
-from geotower.model.towers import History, TowerSpec, TwoTower
+from geotower.model.towers import History, TowerEnsemble, TowerSpec, TwoTower, build_towers
 
 MODEL_WEIGHTS, MODEL_JSON = "model.safetensors", "model.json"
 FEATURES_JSON, FEATURES_ARRAYS = "features.json", "features.safetensors"
@@ -35,7 +35,7 @@ TRAIN_SEEN, POPULARITY = "train_seen.safetensors", "popularity.safetensors"
 class BundleParts:
     """What the training pipeline hands to :func:`save_bundle`."""
 
-    model: TwoTower
+    model: TwoTower | TowerEnsemble
     item_encoder: TableEncoder
     user_encoder: TableEncoder | None
     items: pd.DataFrame  # item_id [, name, lat, lon] in model item order
@@ -85,7 +85,7 @@ class ModelBundle:
     items: pd.DataFrame
     seen: sp.csr_matrix
     popularity: np.ndarray
-    model: TwoTower = field(repr=False)
+    model: TwoTower | TowerEnsemble = field(repr=False)
     item_encoder: TableEncoder = field(repr=False)
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -116,7 +116,7 @@ class ModelBundle:
         hist = History(idx, torch.zeros(1, dtype=torch.long), torch.ones(len(idx)), torch.tensor([float(len(idx))]))
         user_dense = torch.zeros(1, self.model.spec.user_dense_dim)
         with torch.no_grad():
-            u = self.model.retrieval_users(self.model.encode_users(hist, user_dense))  # (1, d)
+            u = self.model.new_user_embeddings(hist, user_dense)  # (1, d)
         return u[0].numpy().astype(np.float32)
 
     def embed_new_items(self, items: pd.DataFrame) -> np.ndarray:
@@ -124,8 +124,7 @@ class ModelBundle:
         self.item_encoder.check_columns(items)
         enc = self.item_encoder.transform(items)
         with torch.no_grad():
-            v = self.model.encode_new_items(torch.from_numpy(enc.dense), torch.from_numpy(enc.cells))
-            v = self.model.retrieval_items(v, None)
+            v = self.model.new_item_embeddings(torch.from_numpy(enc.dense), torch.from_numpy(enc.cells))
         return v.numpy().astype(np.float32)
 
 
@@ -164,15 +163,15 @@ def _check_schema(spec: TowerSpec, meta: dict[str, Any], arrays: dict[str, np.nd
         raise ArtifactError(f"{FEATURES_JSON} does not match {MODEL_JSON}: " + "; ".join(problems))
 
 
-def _load_model(run: Path) -> tuple[TwoTower, TableEncoder]:
+def _load_model(run: Path) -> tuple[TwoTower | TowerEnsemble, TableEncoder]:
     spec = TowerSpec.from_dict(artifacts.read_json(run / MODEL_JSON))
     meta = artifacts.read_json(run / FEATURES_JSON)
     arrays = artifacts.load_arrays(run / FEATURES_ARRAYS)
     _check_schema(spec, meta, arrays)
     enc = TableEncoder.from_state(meta["items"], _prefixed(arrays, "items."))
     t = torch.from_numpy
-    model = TwoTower(spec, t(arrays["data.item_dense"]), t(arrays["data.item_cells"]),
-                     torch.zeros(spec.n_users, spec.user_dense_dim), t(arrays["data.item_known"]))
+    model = build_towers(spec, t(arrays["data.item_dense"]), t(arrays["data.item_cells"]),
+                         torch.zeros(spec.n_users, spec.user_dense_dim), t(arrays["data.item_known"]))
     weights = {k: t(v.copy()) for k, v in artifacts.load_arrays(run / MODEL_WEIGHTS).items()}
     try:
         model.load_state_dict(weights)

@@ -52,6 +52,7 @@ class TowerSpec:
     normalize: bool = True
     temperature: float = 0.1
     trend_dim: int = 0  # number of trend half-lives (0 = no time-decayed popularity prior)
+    members: int = 1  # independently trained copies whose scores are averaged (see TowerEnsemble)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -277,6 +278,14 @@ class TwoTower(nn.Module):
         col = torch.zeros(len(v)) if idx is None else bias[idx]
         return torch.cat([v, col[:, None]], dim=1)
 
+    def new_user_embeddings(self, hist: History, user_dense: Tensor) -> Tensor:
+        """Retrieval embeddings of users outside the training index (history bags and features, no user ID)."""
+        return self.retrieval_users(self.encode_users(hist, user_dense))
+
+    def new_item_embeddings(self, dense: Tensor, cells: Tensor) -> Tensor:
+        """Retrieval embeddings of places from features alone (cold start)."""
+        return self.retrieval_items(self.encode_new_items(dense, cells), None)
+
     @property
     def score_scale(self) -> float:
         """Factor on the dot product: 1 / temperature for normalised towers, else 1."""
@@ -298,3 +307,62 @@ class TwoTower(nn.Module):
         out = [self.encode_known_users(history_bags(indptr, hist_items, hist_weights, users[s:s + chunk]),
                                        users[s:s + chunk]) for s in range(0, len(users), chunk)]
         return self.retrieval_users(torch.cat(out))
+
+
+class TowerEnsemble(nn.Module):
+    """Independently trained two-tower members whose scores are averaged, still one dot product.
+
+    Members differ only in their random seed (initialisation, ID dropout, batch order). Concatenating the members'
+    retrieval embeddings (users scaled by 1 / members) makes ``user @ item`` the mean of the members' scores, so the
+    index, the service and evaluation need nothing new. Averaging removes seed noise, which on the small real data
+    sets is as large as the differences between settings (docs/quality.md).
+    """
+
+    def __init__(self, members: list[TwoTower]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.spec = members[0].spec
+
+    def _first(self) -> TwoTower:
+        return self.members[0]  # type: ignore[return-value]
+
+    @property
+    def item_dense(self) -> Tensor:
+        return self._first().item_dense
+
+    @property
+    def item_cells(self) -> Tensor:
+        return self._first().item_cells
+
+    @property
+    def item_known(self) -> Tensor:
+        return self._first().item_known
+
+    def set_trend(self, table: Tensor | None, now: Tensor) -> None:
+        for m in self.members:
+            m.set_trend(table, now)  # type: ignore[operator]
+
+    def _mean(self, parts: list[Tensor]) -> Tensor:
+        return torch.cat(parts, dim=1) / len(parts)
+
+    def all_item_embeddings(self, chunk: int = 65536) -> Tensor:
+        return torch.cat([m.all_item_embeddings(chunk) for m in self.members], dim=1)
+
+    def user_embeddings(self, indptr: Tensor, hist_items: Tensor, hist_weights: Tensor | None,
+                        chunk: int = 8192) -> Tensor:
+        return self._mean([m.user_embeddings(indptr, hist_items, hist_weights, chunk) for m in self.members])
+
+    def new_user_embeddings(self, hist: History, user_dense: Tensor) -> Tensor:
+        return self._mean([m.new_user_embeddings(hist, user_dense) for m in self.members])
+
+    def new_item_embeddings(self, dense: Tensor, cells: Tensor) -> Tensor:
+        return torch.cat([m.new_item_embeddings(dense, cells) for m in self.members], dim=1)
+
+
+def build_towers(spec: TowerSpec, item_dense: Tensor, item_cells: Tensor, user_dense: Tensor, item_known: Tensor
+                 ) -> TwoTower | TowerEnsemble:
+    """The model a saved spec describes: one :class:`TwoTower`, or an ensemble of ``spec.members`` of them."""
+    if spec.members <= 1:
+        return TwoTower(spec, item_dense, item_cells, user_dense, item_known)
+    return TowerEnsemble([TwoTower(spec, item_dense, item_cells, user_dense, item_known)
+                          for _ in range(spec.members)])

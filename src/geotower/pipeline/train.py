@@ -29,7 +29,7 @@ from geotower.ingest.dataset import Dataset, load_dataset
 from geotower.ingest.split import holdout_split
 from geotower.model.bundle import BundleParts, save_bundle
 from geotower.model.encoders import TableEncoder
-from geotower.model.towers import TowerSpec, TwoTower
+from geotower.model.towers import TowerEnsemble, TowerSpec, TwoTower
 from geotower.model.trend import calibrate_weights
 from geotower.train.batches import BatchSampler, TrainData, build_train_data, geo_neighbours
 from geotower.train.callbacks import Checkpointer, TensorBoardLogger, completed_epochs, write_curves
@@ -169,7 +169,7 @@ def _tower_spec(cfg: RunConfig, n_items: int, n_users: int, item_enc: TableEncod
     return TowerSpec(n_items, n_users, item_enc.dense_dim, user_dim, item_enc.cell_vocab_sizes, m.cell_dim,
                      m.embed_dim, m.hidden_dim, m.n_layers, m.dropout, m.use_item_id, m.use_user_id,
                      m.use_item_features, m.use_history, m.id_dropout, m.normalize, m.temperature,
-                     len(m.trend_half_lives_days) if has_time else 0)
+                     len(m.trend_half_lives_days) if has_time else 0, m.members)
 
 
 def _train_data(ix: Indexed, rows: pd.DataFrame, cfg: RunConfig, neighbours: Any) -> TrainData:
@@ -193,7 +193,7 @@ def confidence(weight: np.ndarray, kind: str) -> np.ndarray:
 
 
 def _new_model(spec: TowerSpec, item_dense: np.ndarray, item_cells: np.ndarray, user_dense: np.ndarray,
-               data: TrainData, cfg: RunConfig, trend_weight: torch.Tensor | None = None
+               data: TrainData, cfg: RunConfig, trend_weight: torch.Tensor | None = None, seed: int | None = None
                ) -> tuple[TwoTower, torch.optim.Optimizer]:
     """Seeded towers for ``data`` (trained-item mask, trend features) and their Adam optimizer.
 
@@ -203,7 +203,7 @@ def _new_model(spec: TowerSpec, item_dense: np.ndarray, item_cells: np.ndarray, 
     """
     known = np.zeros(len(item_dense), dtype=np.float32)
     known[data.hist_items.numpy()] = 1.0
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed if seed is None else seed)
     model = TwoTower(spec, torch.from_numpy(item_dense), torch.from_numpy(item_cells), torch.from_numpy(user_dense),
                      torch.from_numpy(known))
     if model.trend_weight is not None and data.trend_now is not None:
@@ -334,25 +334,32 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
     trend_weight = _calibrate_trend(model, ix, fit_data, parts, cfg) if validate is not None else None
     if trend_weight is not None:
         model.trend_weight.data.copy_(trend_weight)  # type: ignore[union-attr]
-    if t.refit and validate is not None and len(parts.val) and state.best_epoch > 0:
-        model = _refit(ix, parts, cfg, spec, item_dense, item_cells, user_dense, neighbours, state.best_epoch,
-                       progress, trend_weight)
-    return _finish(out, ds, cfg, ix, model, item_enc, user_enc, parts, state, time.perf_counter() - t0)
+    final_rows = parts.train if t.refit and validate is not None and len(parts.val) else parts.fit
+    epochs = state.best_epoch if state.best_epoch > 0 else state.epoch
+    if final_rows is parts.train and state.best_epoch > 0:
+        model = _train_fixed(ix, final_rows, cfg, spec, item_dense, item_cells, user_dense, neighbours, epochs,
+                             progress, trend_weight, cfg.seed)
+    members = [model] + [_train_fixed(ix, final_rows, cfg, spec, item_dense, item_cells, user_dense, neighbours,
+                                      epochs, progress, trend_weight, cfg.seed + m)
+                         for m in range(1, cfg.model.members)]
+    final = TowerEnsemble(members) if len(members) > 1 else model
+    return _finish(out, ds, cfg, ix, final, item_enc, user_enc, parts, state, time.perf_counter() - t0)
 
 
-def _refit(ix: Indexed, parts: Parts, cfg: RunConfig, spec: TowerSpec, item_dense: np.ndarray,
-           item_cells: np.ndarray, user_dense: np.ndarray, neighbours: Any, epochs: int, progress: bool,
-           trend_weight: torch.Tensor | None = None) -> TwoTower:
-    """Retrain from the same seed on all training rows for the epoch count early stopping chose.
+def _train_fixed(ix: Indexed, rows: pd.DataFrame, cfg: RunConfig, spec: TowerSpec, item_dense: np.ndarray,
+                 item_cells: np.ndarray, user_dense: np.ndarray, neighbours: Any, epochs: int, progress: bool,
+                 trend_weight: torch.Tensor | None, seed: int) -> TwoTower:
+    """Train from ``seed`` on ``rows`` for the epoch count early stopping chose (no validation, no checkpoints).
 
-    Early stopping needs rows the model does not see; without a refit those rows (with timestamps: the most recent
-    ones) would never shape the weights, and users whose positives all fell there would keep untrained IDs.
+    Used for the refit on all training rows (early stopping needs rows the model does not see; without a refit
+    those rows, with timestamps the most recent ones, would never shape the weights, and users whose positives all
+    fell there would keep untrained IDs) and for the extra members of an ensemble (``model.members``).
     Deterministic, so a resumed run repeats it exactly.
     """
     t = cfg.train
-    data = _train_data(ix, parts.train, cfg, neighbours)
-    model, optimizer = _new_model(spec, item_dense, item_cells, user_dense, data, cfg, trend_weight)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    data = _train_data(ix, rows, cfg, neighbours)
+    model, optimizer = _new_model(spec, item_dense, item_cells, user_dense, data, cfg, trend_weight, seed)
+    gen = torch.Generator().manual_seed(seed)
     sampler = BatchSampler(data, t.loss, t.batch_size, t.n_negatives, t.hard_negative_ratio, t.logq_correction,
                            t.history_leave_one_out, cfg.model.history_weighted, gen,
                            full_softmax=len(ix.items) <= t.full_softmax_max_items)
@@ -360,8 +367,9 @@ def _refit(ix: Indexed, parts: Parts, cfg: RunConfig, spec: TowerSpec, item_dens
     return model
 
 
-def _finish(out: Path, ds: Dataset, cfg: RunConfig, ix: Indexed, model: TwoTower, item_enc: TableEncoder,
-            user_enc: TableEncoder | None, parts: Parts, state: LoopState, wall: float) -> TrainResult:
+def _finish(out: Path, ds: Dataset, cfg: RunConfig, ix: Indexed, model: TwoTower | TowerEnsemble,
+            item_enc: TableEncoder, user_enc: TableEncoder | None, parts: Parts, state: LoopState, wall: float
+            ) -> TrainResult:
     """Embed with all train positives as history, then write the bundle, manifest and curves."""
     all_data = _train_data(ix, parts.train, cfg, None)
     if all_data.trend_now is not None:  # the prior "now" = after every training row (without refit too)
@@ -383,10 +391,12 @@ def _finish(out: Path, ds: Dataset, cfg: RunConfig, ix: Indexed, model: TwoTower
              "rows": {"train": len(parts.train), "test": parts.n_test, "fit": len(parts.fit), "val": len(parts.val)},
              "n_users": n_u, "n_items": n_i, "cold_users": ix.cold_users, "best_epoch": state.best_epoch,
              "epochs_run": state.epoch, "val_metrics": val_metrics, "history": state.history, "wall_time_s": wall}
-    if model.trend_weight is not None:
-        extra["trend"] = {"half_lives_days": list(cfg.model.trend_half_lives_days),
-                          "weights": [round(float(w), 6) for w in model.trend_weight.detach()],
-                          "calibrated": cfg.train.calibrate_trend}
+    members = list(model.members) if isinstance(model, TowerEnsemble) else [model]
+    extra["members"] = len(members)
+    if members[0].trend_weight is not None:
+        weights = [[round(float(w), 6) for w in m.trend_weight.detach()] for m in members]  # type: ignore[union-attr]
+        extra["trend"] = {"half_lives_days": list(cfg.model.trend_half_lives_days), "weights": weights[0],
+                          "member_weights": weights, "calibrated": cfg.train.calibrate_trend}
     artifacts.write_manifest(out, cfg.to_dict(), ds.fingerprint(), extra)
     return TrainResult(out, state.best_epoch, state.epoch, val_metrics, wall, n_u, n_i, ix.cold_users,
                        state.history, {"run": out, "manifest": out / artifacts.MANIFEST})
