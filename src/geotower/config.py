@@ -95,7 +95,8 @@ class EvalConfig:
     """Held-out protocol and metrics."""
 
     k: int = 10
-    test_fraction: float = 0.2  # global temporal split at the (1 - test_fraction) quantile of timestamps
+    test_fraction: float = 0.2  # global temporal split at the (1 - test_fraction) quantile of timestamps; 0 = train on
+    # every interaction (then `geotower evaluate --test FILE` judges later interactions you hold elsewhere)
     baselines: tuple[str, ...] = ("popular", "itemknn", "als", "bpr", "content_twotower")
 
 
@@ -140,7 +141,8 @@ _POSITIVE = {
     "model.cell_dim", "model.trend_half_lives_days", "model.members",
 }
 _FRACTIONS = {"model.dropout", "model.id_dropout", "train.hard_negative_ratio"}
-_OPEN_FRACTIONS = {"train.val_fraction", "eval.test_fraction"}
+_OPEN_FRACTIONS = {"train.val_fraction"}
+_HALF_OPEN_FRACTIONS = {"eval.test_fraction"}  # 0 = no held-out part: train on everything, judge with --test FILE
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -210,6 +212,9 @@ def validate(cfg: RunConfig) -> None:
     for key in _OPEN_FRACTIONS:
         if not 0.0 < flat[key] < 1.0:
             raise ConfigError(f"{key}: must be in (0, 1), got {flat[key]!r}")
+    for key in _HALF_OPEN_FRACTIONS:
+        if not 0.0 <= flat[key] < 1.0:
+            raise ConfigError(f"{key}: must be in [0, 1), got {flat[key]!r}")
     from geotower.schema import LAYER_BY_NAME
 
     unknown = [name for name in cfg.features.layers if name not in LAYER_BY_NAME]

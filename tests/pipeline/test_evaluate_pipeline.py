@@ -233,3 +233,37 @@ def test_split_differing_from_training_record_warns(run: Path) -> None:
     artifacts.write_json(run / "manifest.json", {**manifest, "rows": {"train": 100, "test": 31}})
     with pytest.warns(GeotowerWarning, match="92 train / 39 test rows but training recorded 100 / 31"):
         E.evaluate_run(run, k=2, progress=False)
+
+
+def test_train_on_everything_then_judge_a_later_file(tmp_path: Path) -> None:
+    """eval.test_fraction=0: the run trains on every row; evaluate needs --test FILE and masks every trained row."""
+    from geotower.pipeline.train import train_run
+
+    data = tmp_path / "data"
+    items = pd.DataFrame({"item_id": [f"i{j:02d}" for j in range(N)], "lat": 60.0 + np.arange(N) / 1000,
+                          "lon": 24.9 + np.arange(N) / 1000})
+    write_dataset(data, make_interactions(), items, DatasetSpec())
+    cfg = resolve(None, ["eval.test_fraction=0", "train.val_fraction=0.3", "train.epochs=1", "train.batch_size=32",
+                         "model.embed_dim=8", "train.patience=0", "eval.k=2"])
+    train_run(data, tmp_path / "run", cfg, progress=False)
+    manifest = artifacts.read_json(tmp_path / "run" / "manifest.json")
+    assert manifest["rows"]["test"] == 0 and manifest["rows"]["train"] == len(make_interactions())
+    with pytest.raises(DataError, match="trained on every interaction.*pass --test FILE"):
+        E.evaluate_run(tmp_path / "run", progress=False)
+    test = tmp_path / "later.csv"
+    pd.DataFrame({"user_id": ["u00", "u01", "c0"], "item_id": ["i17", "i16", "i05"],
+                  "rating": [5, 5, 5], "timestamp": [300] * 3}).to_csv(test, index=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*held-out rows")  # nothing was held out
+        result = E.evaluate_run(tmp_path / "run", test_file=test, progress=False)
+    assert result.users == 3 and result.cold_users == 0  # c0's t=100 row was trained on: c0 is warm now
+
+
+def test_test_file_on_a_run_with_a_held_out_part_warns(run: Path, tmp_path: Path) -> None:
+    test = tmp_path / "test.csv"
+    pd.DataFrame({"user_id": ["u00"], "item_id": [answer(0)], "rating": [5], "timestamp": [200]}).to_csv(test,
+                                                                                                       index=False)
+    with pytest.warns(GeotowerWarning, match="trained without its 39 held-out rows"):
+        E.evaluate_run(run, k=2, test_file=test, progress=False)
+    with pytest.raises(ConfigError, match=r"eval.test_fraction: must be in \[0, 1\)"):
+        resolve(None, ["eval.test_fraction=1"])

@@ -121,9 +121,17 @@ def _load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any], Dataset]:
     return cfg, manifest, load_dataset(manifest["dataset_dir"], strict=cfg.data.strict)
 
 
-def _holdout(ds: Dataset, cfg: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+def _holdout(ds: Dataset, cfg: RunConfig, test_file: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The run's training rows and its held-out rows (empty when a test file will replace them)."""
     split = holdout_split(ds.interactions, cfg.eval.test_fraction, cfg.seed)
-    if len(split.test) == 0:
+    if test_file is not None and len(split.test):
+        warnings.warn(f"the run was trained without its {len(split.test)} held-out rows (eval.test_fraction="
+                      f"{cfg.eval.test_fraction}); to judge later interactions from a file, train on everything "
+                      "with --set eval.test_fraction=0", GeotowerWarning, stacklevel=3)
+    if test_file is None and cfg.eval.test_fraction == 0:
+        raise DataError("this run was trained on every interaction (eval.test_fraction=0), so it has no held-out "
+                        "split; pass --test FILE", path=ds.files["interactions"])
+    if len(split.test) == 0 and test_file is None:
         raise DataError(f"the held-out split is empty (method {split.method}, cutoff {split.cutoff}): "
                         "no interactions come after the cut; pass --test FILE", path=ds.files["interactions"])
     how = f"held-out {split.method} split, test_fraction {cfg.eval.test_fraction}"
@@ -316,7 +324,7 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, test_file: str | Pat
     k = cfg.eval.k if k is None else k
     item_ids = ds.items[S.ITEM_ID].to_numpy().astype(str)
     check_k(k, len(item_ids))
-    train, test, source = _holdout(ds, cfg)
+    train, test, source = _holdout(ds, cfg, None if test_file is None else Path(test_file))
     _check_same_split(manifest, len(train), len(test))
     unknown_users = unknown_items = 0
     if test_file is not None:
