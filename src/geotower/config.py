@@ -54,6 +54,7 @@ class ModelConfig:
     temperature: float = 0.2  # measured best of {0.05, 0.1, 0.2, 0.5} on both real data sets (docs/quality.md)
     cell_dim: int = 32  # embedding size of each geo grid level (features.geo_encoding="grid")
     history_weighted: bool = False  # pool the history with confidence weights instead of a plain mean
+    item_bias: bool = False  # learned per-item score offset (initialised at the smoothed log-popularity)
     members: int = 1  # ensemble: train this many towers from different seeds and average their scores (one dot
     # product over concatenated embeddings); extra members are trained like the refit, for the chosen epoch count
     trend_half_lives_days: tuple[float, ...] = (0.5, 2.0, 8.0)  # time-decayed popularity prior, one learned weight

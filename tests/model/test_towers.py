@@ -63,3 +63,36 @@ def test_original_design_has_no_id_parameters() -> None:
     assert not any("item_id" in n or "user_id" in n for n in names)
     assert model.user_in_dim == model.item_in_dim == 1  # user input = profile of item features only
     assert model.score_scale == 1.0
+
+
+def test_item_bias_is_the_prior_column() -> None:
+    """Without timestamps the bias alone fills the extra column; new places get the trained items' mean bias."""
+    model = tower(item_bias=True)
+    with torch.no_grad():
+        model.item_bias.copy_(torch.tensor([1.0, -1.0, 5.0]))  # item 2 is untrained (item_known = 0)
+    indptr, hist = torch.tensor([0, 3, 4]), torch.tensor([0, 1, 2, 2])
+    with torch.no_grad():
+        items, users = model.all_item_embeddings(), model.user_embeddings(indptr, hist, None)
+        v = model.encode_items(torch.arange(3))
+        new = model.new_item_embeddings(torch.tensor([[2.0]]), torch.zeros(1, 0, dtype=torch.long))
+    assert items.shape == (3, 5) and users.shape == (2, 5)
+    torch.testing.assert_close(items[:, -1], torch.tensor([1.0, -1.0, 5.0]))
+    torch.testing.assert_close(items[:, :-1], v)
+    assert new.shape == (1, 5) and new[0, -1].item() == 0.0  # mean of the trained items' biases (1 and -1)
+    torch.testing.assert_close(users[:, -1], torch.ones(2))
+
+
+def test_item_bias_gets_gradients_in_every_loss() -> None:
+    import numpy as np
+
+    from geotower.train.batches import BatchSampler, build_train_data
+    from geotower.train.loop import two_tower_loss
+
+    data = build_train_data(np.array([0, 0, 1]), np.array([0, 1, 2]), np.ones(3, bool), np.ones(3, np.float32), 2, 3,
+                            "softmax")
+    for loss in ("softmax", "bpr", "bce"):
+        model = tower(item_bias=True).train()
+        sampler = BatchSampler(data, loss, 4, 2, 0.0, False, True, False, torch.Generator().manual_seed(0),
+                               full_softmax=loss == "softmax")
+        two_tower_loss(loss)(model, next(sampler.epoch())).backward()
+        assert model.item_bias.grad is not None and model.item_bias.grad.abs().sum() > 0, loss

@@ -53,6 +53,7 @@ class TowerSpec:
     temperature: float = 0.1
     trend_dim: int = 0  # number of trend half-lives (0 = no time-decayed popularity prior)
     members: int = 1  # independently trained copies whose scores are averaged (see TowerEnsemble)
+    item_bias: bool = False  # a learned per-item score offset (popularity the unit sphere cannot express)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +157,7 @@ class TwoTower(nn.Module):
         self.user_mlp = mlp(self.user_in_dim, spec.hidden_dim, spec.embed_dim, spec.n_layers, spec.dropout) \
             if self.user_in_dim > 0 else None
         self.trend_weight = nn.Parameter(torch.zeros(spec.trend_dim)) if spec.trend_dim > 0 else None
+        self.item_bias = nn.Parameter(torch.zeros(spec.n_items)) if spec.item_bias else None
         self.register_buffer("trend_now", torch.zeros(spec.n_items, spec.trend_dim), persistent=spec.trend_dim > 0)
         self.register_buffer("trend_table", torch.zeros(0, spec.n_items, spec.trend_dim), persistent=False)
 
@@ -262,21 +264,33 @@ class TwoTower(nn.Module):
             return None
         return self.trend_table @ self.trend_weight
 
-    def _trend_now_bias(self) -> Tensor | None:
-        return None if self.trend_weight is None else self.trend_now @ self.trend_weight  # (n_items,)
+    def _prior_column(self) -> bool:
+        return self.trend_weight is not None or self.item_bias is not None
+
+    def _now_prior(self, idx: Tensor | None, n: int) -> Tensor:
+        """(n,) score offset of items ``idx`` now (trend at the end of training + item bias); new items (None)
+        have no interactions and the mean bias of the trained items."""
+        out = torch.zeros(n)
+        if self.trend_weight is not None and idx is not None:
+            out = out + (self.trend_now @ self.trend_weight)[idx]
+        if self.item_bias is not None:
+            if idx is not None:
+                out = out + self.item_bias[idx]
+            else:
+                known = self.item_known > 0
+                out = out + (self.item_bias[known].mean() if known.any() else 0.0)
+        return out
 
     def retrieval_users(self, z: Tensor) -> Tensor:
-        """Tower outputs (n, embed_dim) -> retrieval space: score scale baked in, plus the trend column."""
+        """Tower outputs (n, embed_dim) -> retrieval space: score scale baked in, plus the prior column."""
         z = z * self.score_scale
-        return torch.cat([z, torch.ones(len(z), 1)], dim=1) if self.trend_weight is not None else z
+        return torch.cat([z, torch.ones(len(z), 1)], dim=1) if self._prior_column() else z
 
     def retrieval_items(self, v: Tensor, idx: Tensor | None) -> Tensor:
-        """Item tower outputs -> retrieval space; ``idx`` None = new items (no interactions, so a zero prior)."""
-        bias = self._trend_now_bias()
-        if bias is None:
+        """Item tower outputs -> retrieval space; ``idx`` None = new items (no interactions)."""
+        if not self._prior_column():
             return v
-        col = torch.zeros(len(v)) if idx is None else bias[idx]
-        return torch.cat([v, col[:, None]], dim=1)
+        return torch.cat([v, self._now_prior(idx, len(v))[:, None]], dim=1)
 
     def new_user_embeddings(self, hist: History, user_dense: Tensor) -> Tensor:
         """Retrieval embeddings of users outside the training index (history bags and features, no user ID)."""

@@ -169,7 +169,7 @@ def _tower_spec(cfg: RunConfig, n_items: int, n_users: int, item_enc: TableEncod
     return TowerSpec(n_items, n_users, item_enc.dense_dim, user_dim, item_enc.cell_vocab_sizes, m.cell_dim,
                      m.embed_dim, m.hidden_dim, m.n_layers, m.dropout, m.use_item_id, m.use_user_id,
                      m.use_item_features, m.use_history, m.id_dropout, m.normalize, m.temperature,
-                     len(m.trend_half_lives_days) if has_time else 0, m.members)
+                     len(m.trend_half_lives_days) if has_time else 0, m.members, m.item_bias)
 
 
 def _train_data(ix: Indexed, rows: pd.DataFrame, cfg: RunConfig, neighbours: Any) -> TrainData:
@@ -197,9 +197,9 @@ def _new_model(spec: TowerSpec, item_dense: np.ndarray, item_cells: np.ndarray, 
                ) -> tuple[TwoTower, torch.optim.Optimizer]:
     """Seeded towers for ``data`` (trained-item mask, trend features) and their Adam optimizer.
 
-    The trend weights are a handful of scalars on a log-count scale; at the towers' learning rate they would move
-    too little in the ~100 steps small data sets train for, so they learn 10x faster. Given ``trend_weight``
-    (calibrated on validation), they are fixed instead.
+    The trend weights and item biases are scalars on a log-count scale; at the towers' learning rate they would move
+    too little in the ~100 steps small data sets train for, so they learn 10x faster (without weight decay).
+    Given ``trend_weight`` (calibrated on validation), the trend weights are fixed instead.
     """
     known = np.zeros(len(item_dense), dtype=np.float32)
     known[data.hist_items.numpy()] = 1.0
@@ -211,11 +211,15 @@ def _new_model(spec: TowerSpec, item_dense: np.ndarray, item_cells: np.ndarray, 
     if model.trend_weight is not None and trend_weight is not None:
         model.trend_weight.data.copy_(trend_weight)
         model.trend_weight.requires_grad_(False)
+    if model.item_bias is not None:  # start from the smoothed log-popularity; training refines it
+        counts = torch.bincount(data.items, minlength=spec.n_items).float()
+        model.item_bias.data.copy_(torch.log1p(counts) - torch.log1p(counts).mean())
     t = cfg.train
-    rest = [p for name, p in model.named_parameters() if name != "trend_weight"]
+    fast = [p for p in (model.trend_weight, model.item_bias) if p is not None and p.requires_grad]
+    rest = [p for p in model.parameters() if all(p is not f for f in fast)]
     groups: list[dict[str, Any]] = [{"params": rest}]
-    if model.trend_weight is not None and model.trend_weight.requires_grad:
-        groups.append({"params": [model.trend_weight], "lr": t.lr * TREND_LR_FACTOR, "weight_decay": 0.0})
+    if fast:
+        groups.append({"params": fast, "lr": t.lr * TREND_LR_FACTOR, "weight_decay": 0.0})
     return model, torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
 
 

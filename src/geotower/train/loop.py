@@ -147,16 +147,21 @@ def two_tower_loss(loss: str) -> Callable[[nn.Module, Any], Tensor]:
         u = model.encode_known_users(batch.history, batch.users)  # (b, d)
         scale = model.score_scale
         prior = None if batch.buckets is None else model.trend_bias()  # (buckets, n_items) or None
+        bias = model.item_bias  # (n_items,) or None
         if loss == "softmax":
             v = model.encode_items(batch.unique_items)  # (u, d): each distinct candidate once
             logits = (u @ v.T)[:, batch.columns] * scale  # (b, b + m), or (b, n_items) for the full softmax
             if prior is not None:
                 logits = logits + prior[:, batch.unique_items][batch.buckets][:, batch.columns]
+            if bias is not None:
+                logits = logits + bias[batch.unique_items][batch.columns][None, :]
             target = torch.arange(len(batch.users)) if batch.target is None else batch.target
             return softmax_loss(logits, target, batch.weights, batch.log_q, batch.invalid)
         pos = (u * model.encode_items(batch.items)).sum(dim=1) * scale  # (b,)
         if prior is not None:
             pos = pos + prior[batch.buckets, batch.items]
+        if bias is not None:
+            pos = pos + bias[batch.items]
         neg = None
         if batch.negatives.numel():
             b, n = batch.negatives.shape
@@ -164,6 +169,8 @@ def two_tower_loss(loss: str) -> Callable[[nn.Module, Any], Tensor]:
             neg = torch.einsum("bd,bnd->bn", u, nv) * scale  # (b, n)
             if prior is not None:
                 neg = neg + prior[batch.buckets[:, None], batch.negatives]
+            if bias is not None:
+                neg = neg + bias[batch.negatives]
         if loss == "bpr":
             if neg is None:
                 raise GeotowerError("train.loss=\"bpr\" needs train.n_negatives >= 1")
