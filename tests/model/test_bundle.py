@@ -19,9 +19,10 @@ def test_bundle_contents(tiny_run: Path) -> None:
     b = load_bundle(tiny_run)
     assert list(b.item_ids) == [f"i{k:02d}" for k in range(20)] + ["f0"]  # all items, dataset order
     assert list(b.items.columns) == ["item_id", "name", "lat", "lon"]
-    assert b.item_emb.shape == (21, 8) and b.item_emb.dtype == np.float32
+    width = 8 * b.config.model.members  # an ensemble concatenates its members' embeddings
+    assert b.item_emb.shape == (21, width) and b.item_emb.dtype == np.float32
     assert list(b.user_ids) == [f"u{u:02d}" for u in range(24)]  # c0 has no positives: not in the bundle
-    assert b.user_emb.shape == (24, 8) and b.seen.shape == (24, 21)
+    assert b.user_emb.shape == (24, width) and b.seen.shape == (24, 21)
     assert b.popularity[-1] == 0 and b.popularity.sum() > 0
     assert b.user_index("u03") == 3 and b.user_index("c0") is None
     assert b.item_index(["i05", "f0"]).tolist() == [5, 20]
@@ -47,7 +48,7 @@ def test_unknown_item_ids_named(tiny_run: Path) -> None:
 def test_embed_liked_and_new_items(tiny_run: Path, cluster_data: Path) -> None:
     b = load_bundle(tiny_run)
     u = b.embed_liked(["i01", "i02", "i03"])
-    assert u.shape == (8,) and np.isfinite(u).all()
+    assert u.shape == (8 * b.config.model.members,) and np.isfinite(u).all()
     items = pd.read_parquet(cluster_data / "items.parquet")
     v = b.embed_new_items(items.iloc[[20]])
     np.testing.assert_allclose(v[0], b.item_emb[20], atol=1e-5)  # f0 never trained: features only

@@ -199,7 +199,8 @@ def fashion_data(tmp: Path) -> Path:
 
 def test_trend_prior_end_to_end(tmp_path: Path) -> None:
     data = fashion_data(tmp_path / "data")
-    overrides = [*FAST, "model.trend_half_lives_days=[0.5, 8.0]", "train.epochs=2", "train.calibrate_trend=true"]
+    overrides = [*FAST, "model.trend_half_lives_days=[0.5, 8.0]", "train.epochs=2", "train.calibrate_trend=true",
+                 "model.members=1"]
     result = T.train_run(data, tmp_path / "run", resolve(None, overrides), progress=False)
     m = artifacts.read_json(tmp_path / "run" / "manifest.json")
     assert m["split"]["method"] == "temporal"

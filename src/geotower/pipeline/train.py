@@ -44,7 +44,7 @@ ORIGINAL_CONTENT_TWO_TOWER: tuple[str, ...] = (
     "model.use_item_id=false", "model.use_user_id=false", "model.use_history=false", "model.normalize=false",
     "model.id_dropout=0.0", "model.n_layers=1", "model.hidden_dim=512", "model.embed_dim=128",
     'train.loss="bpr"', "train.history_leave_one_out=false", 'features.geo_encoding="none"',
-    "model.trend_half_lives_days=[]",
+    "model.trend_half_lives_days=[]", "model.members=1",
 )
 
 
