@@ -52,7 +52,8 @@ class ModelConfig:
     id_dropout: float = 0.1  # probability of zeroing ID embeddings in training (keeps the feature path good)
     normalize: bool = True  # L2-normalise both towers' outputs; score = cosine / temperature
     temperature: float = 0.2  # measured best of {0.05, 0.1, 0.2, 0.5} on both real data sets (docs/quality.md)
-    cell_dim: int = 32  # embedding size of each geo grid level (features.geo_encoding="grid")
+    cell_dim: int = 64  # embedding size of each geo grid level (features.geo_encoding="grid"); 64 measured above 32
+    # on Singapore (docs/quality.md)
     history_weighted: bool = False  # pool the history with confidence weights instead of a plain mean
     item_bias: bool = False  # learned per-item score offset (initialised at the smoothed log-popularity)
     members: int = 3  # ensemble: train this many towers from different seeds and average their scores (one dot
