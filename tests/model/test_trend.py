@@ -132,3 +132,25 @@ def test_calibration_masks_seen_items() -> None:
     w = calibrate_weights(zeros_u, zeros_i, now, users, targets, seen, torch.zeros(1))
     # two candidates, item 1 chosen 3:1 over item 2, prior gap 1 -> w = log 3
     assert w.item() == pytest.approx(math.log(3), abs=1e-3)
+
+
+def test_ensemble_of_trend_towers_keeps_one_layout() -> None:
+    """Known users, new users and new places all come out in the same (members x (d + 1)) space."""
+    from geotower.model.towers import TowerEnsemble
+
+    members = [trend_tower(2), trend_tower(2)]
+    for i, m in enumerate(members):
+        with torch.no_grad():
+            m.trend_weight.copy_(torch.tensor([1.0 + i, 0.5]))
+        m.set_trend(None, torch.tensor([[0.0, 0.0], [1.0, 0.5], [0.0, 3.0]]))
+    ens = TowerEnsemble(members)
+    indptr, hist = torch.tensor([0, 2, 3]), torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        items, users = ens.all_item_embeddings(), ens.user_embeddings(indptr, hist, None)
+        bags = history_bags(indptr, hist, None, torch.tensor([0]))
+        new_user = ens.new_user_embeddings(bags, torch.zeros(1, 0))
+        new_item = ens.new_item_embeddings(torch.tensor([[2.0]]), torch.zeros(1, 0, dtype=torch.long))
+    assert items.shape == (3, 10) and users.shape == (2, 10) and new_user.shape == (1, 10)
+    assert new_item.shape == (1, 10)
+    single = [m.user_embeddings(indptr, hist, None) @ m.all_item_embeddings().T for m in members]
+    torch.testing.assert_close(users @ items.T, (single[0] + single[1]) / 2)
