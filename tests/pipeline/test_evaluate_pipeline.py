@@ -267,3 +267,25 @@ def test_test_file_on_a_run_with_a_held_out_part_warns(run: Path, tmp_path: Path
         E.evaluate_run(run, k=2, test_file=test, progress=False)
     with pytest.raises(ConfigError, match=r"eval.test_fraction: must be in \[0, 1\)"):
         resolve(None, ["eval.test_fraction=1"])
+
+
+def test_factor_baselines_take_the_exact_embedding_path(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model with factors is scored by evaluate_embeddings, with the same metrics its score() would give."""
+    from geotower.evaluate import metrics as Mx
+
+    cfg, _, ds = E._load_run(run)
+    train, test, _ = E._holdout(ds, cfg, None)
+    proto = E.build_heldout(train, test, E._all_users(ds), ds.items["item_id"].to_numpy().astype(str))
+    rng = np.random.default_rng(0)
+    users = rng.standard_normal((len(proto.user_ids), 4)).astype(np.float32)
+    items = rng.standard_normal((N, 4)).astype(np.float32)
+    model = SimpleNamespace(user_factors_=users, item_factors_=items, score=lambda b: users[b] @ items.T)
+    calls: list[str] = []
+    real = Mx.evaluate_embeddings
+    monkeypatch.setattr(E, "evaluate_embeddings", lambda *a, **kw: calls.append("faiss") or real(*a, **kw))
+    got = E._score_baseline(model, proto, 3, False)
+    assert calls == ["faiss"]
+    want = Mx.evaluate_scorer(model.score, proto.users, proto.relevant, proto.seen, 3)
+    assert got == pytest.approx(want) and got["users"] == 18
+    del model.user_factors_  # no factors: the block path
+    assert E._score_baseline(model, proto, 3, False) == pytest.approx(want) and calls == ["faiss"]

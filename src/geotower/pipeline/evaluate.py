@@ -227,6 +227,15 @@ def _validation(train: pd.DataFrame, proto: HeldOut, cfg: RunConfig) -> tuple[sp
     return proto.matrix(pos, pos[S.WEIGHT].to_numpy()), proto.matrix(fit_rows), proto.matrix(_positives(val_rows))
 
 
+def _score_baseline(model: Any, proto: HeldOut, k: int, progress: bool) -> dict[str, float]:
+    """Matrix-factorisation baselines rank by dot products: the exact FAISS path; the others score in blocks."""
+    users, items = getattr(model, "user_factors_", None), getattr(model, "item_factors_", None)
+    if users is not None and items is not None:
+        return evaluate_embeddings(users, items, proto.users, proto.relevant, proto.seen, k, proto.batch_size,
+                                   progress)
+    return evaluate_scorer(model.score, proto.users, proto.relevant, proto.seen, k, proto.batch_size, progress)
+
+
 def _cf_rows(names: Sequence[str], train: pd.DataFrame, proto: HeldOut, cfg: RunConfig, k: int, progress: bool,
              grids: Mapping[str, Mapping[str, Sequence[Any]]] | None) -> list[ModelResult]:
     val_train, val_seen, val_relevant = _validation(train, proto, cfg)
@@ -241,8 +250,7 @@ def _cf_rows(names: Sequence[str], train: pd.DataFrame, proto: HeldOut, cfg: Run
         tuned = B.tune_and_fit(name, proto.train_pos, val_train, val_relevant, k,
                                None if grids is None else grids.get(name, {}), cfg.seed, threads,
                                val_seen=val_seen)
-        metrics = evaluate_scorer(tuned.model.score, proto.users, proto.relevant, proto.seen, k, proto.batch_size,
-                                  progress)
+        metrics = _score_baseline(tuned.model, proto, k, progress)
         params = {**tuned.params, **({"val_ndcg": round(tuned.val_ndcg, 4), "tune_s": round(tuned.tune_s, 2)}
                                      if tuned.val_ndcg is not None else {})}
         out.append(ModelResult(name, metrics, tuned.fit_s, params, label=B.DISPLAY_NAMES[name]))
