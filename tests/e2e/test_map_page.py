@@ -114,7 +114,7 @@ def test_click_on_map_with_radius_filters_by_distance(browser, base_url: str) ->
     assert driver.find_elements(By.CSS_SELECTOR, "path.leaflet-interactive")  # the radius circle is drawn
 
 
-def test_docs_page_renders_from_vendored_swagger(browser, base_url: str) -> None:
+def test_docs_page_renders_from_packaged_swagger(browser, base_url: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 

@@ -9,6 +9,7 @@ Library errors become HTTP codes here: unknown ids 404, other bad input 422.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import mimetypes
 from collections.abc import Callable
@@ -38,6 +39,8 @@ from geotower.retrieve.recommender import (
 )
 
 STATIC_DIR = Path(__file__).parent / "static"
+# Swagger UI 5 (renders OpenAPI 3.1) as shipped by the fastapi-offline package, so /docs needs no CDN
+_SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 # the map page may load only what this service serves (Leaflet sets inline styles; its CSS uses data: images)
 _PAGE_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'"
 _NOT_FOUND = {404: {"model": M.ErrorResponse, "description": "unknown user or item"}}
@@ -50,11 +53,14 @@ def _load_bundle(run_dir: Path) -> BundleLike:
 
 
 def _read_static(folder: Path) -> dict[str, tuple[bytes, str]]:
-    """Every file of the page, keyed by its relative path, with its media type."""
+    """Every file of the page, keyed by its relative path, with its media type, plus Swagger UI under swagger/."""
     files = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
         files[rel] = (path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+    swagger = importlib.resources.files("fastapi_offline") / "static"
+    for name in _SWAGGER_FILES:
+        files[f"swagger/{name}"] = ((swagger / name).read_bytes(), mimetypes.guess_type(name)[0] or "text/plain")
     return files
 
 
@@ -78,7 +84,7 @@ def create_app(run_dir: str | Path, loader: Callable[[Path], BundleLike] | None 
     rec = open_recommender(bundle, run_dir, exact_max_items)
     meta = read_index_meta(run_dir) or {}
     app = FastAPI(title="geotower", version="1", description="Geo-aware two-tower place recommendations.",
-                  docs_url=None, redoc_url=None)  # /docs is served below from vendored files, not a CDN
+                  docs_url=None, redoc_url=None)  # /docs is served below from packaged files, not a CDN
     app.state.recommender = rec
     _add_error_handlers(app)
     _add_api_routes(app, rec, meta)
@@ -183,7 +189,7 @@ def _add_page_routes(app: FastAPI, files: dict[str, tuple[bytes, str]]) -> None:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="geotower API",
                                    swagger_js_url="/static/swagger/swagger-ui-bundle.js",
                                    swagger_css_url="/static/swagger/swagger-ui.css",
-                                   swagger_favicon_url="/static/swagger/favicon-32x32.png")
+                                   swagger_favicon_url="/static/swagger/favicon.png")
 
     @app.get("/static/{name:path}", include_in_schema=False)
     def static(name: str) -> Response:
