@@ -244,18 +244,10 @@ def evaluate_scorer(
     Raises:
         ConfigError: bad K or batch size. DataError: score_fn returned the wrong shape.
     """
-    n_users, n_items = relevant.shape
-    check_k(k, n_items)
-    if batch_size <= 0:
-        raise ConfigError(f"batch_size must be > 0, got {batch_size}")
-    if seen is not None and seen.shape != relevant.shape:
-        raise DataError(f"seen shape {seen.shape} differs from relevant shape {relevant.shape}")
-    truth = ground_truth(relevant, seen)
-    users = np.asarray(users, dtype=np.int64)
-    users = users[np.diff(truth.indptr)[users] > 0]
+    n_items = relevant.shape[1]
+    truth, users = _evaluable(users, relevant, seen, k, batch_size)
     if len(users) == 0:
-        warnings.warn("no user has a ground-truth item; metrics are 0", GeotowerWarning, stacklevel=2)
-        return {**{name: 0.0 for name in METRIC_NAMES}, "users": 0}
+        return _no_users()
     seen_csr = None if seen is None else sp.csr_matrix(seen)
     topk = np.empty((len(users), k), dtype=np.int64)
     starts = range(0, len(users), batch_size)
@@ -263,6 +255,24 @@ def evaluate_scorer(
         batch = users[start : start + batch_size]
         topk[start : start + len(batch)] = _rank_batch(score_fn, batch, seen_csr, n_items, k)
     return {**topk_metrics(topk, truth[users], k), "users": int(len(users))}
+
+
+def _evaluable(users: npt.NDArray[np.integer], relevant: sp.csr_matrix, seen: sp.csr_matrix | None, k: int,
+               batch_size: int) -> tuple[sp.csr_matrix, npt.NDArray[np.int64]]:
+    """Check the arguments both evaluators share; return the ground truth and the users that have some."""
+    check_k(k, relevant.shape[1])
+    if batch_size <= 0:
+        raise ConfigError(f"batch_size must be > 0, got {batch_size}")
+    if seen is not None and seen.shape != relevant.shape:
+        raise DataError(f"seen shape {seen.shape} differs from relevant shape {relevant.shape}")
+    truth = ground_truth(relevant, seen)
+    users = np.asarray(users, dtype=np.int64)
+    return truth, users[np.diff(truth.indptr)[users] > 0]
+
+
+def _no_users() -> dict[str, float]:
+    warnings.warn("no user has a ground-truth item; metrics are 0", GeotowerWarning, stacklevel=3)
+    return {**{name: 0.0 for name in METRIC_NAMES}, "users": 0}
 
 
 def _rank_batch(
@@ -335,35 +345,27 @@ def evaluate_embeddings(
     Raises:
         ConfigError: bad K or batch size. DataError: embedding shapes do not fit ``relevant`` or each other.
     """
-    n_users, n_items = relevant.shape
+    n_items = relevant.shape[1]
     check_k(k, n_items)
-    if batch_size <= 0:
-        raise ConfigError(f"batch_size must be > 0, got {batch_size}")
-    if seen is not None and seen.shape != relevant.shape:
-        raise DataError(f"seen shape {seen.shape} differs from relevant shape {relevant.shape}")
     user_emb = np.ascontiguousarray(user_emb, dtype=np.float32)
     item_emb = np.ascontiguousarray(item_emb, dtype=np.float32)
     if user_emb.ndim != 2 or item_emb.ndim != 2 or user_emb.shape[1] != item_emb.shape[1]:
         raise DataError(f"embeddings must be (n, d) with the same d, got {user_emb.shape} and {item_emb.shape}")
     if item_emb.shape[0] != n_items:
         raise DataError(f"item_emb has {item_emb.shape[0]} rows, expected {n_items} (the catalogue)")
-    truth = ground_truth(relevant, seen)
-    users = np.asarray(users, dtype=np.int64)
-    if len(users) and (users.min() < 0 or users.max() >= user_emb.shape[0]):
+    raw = np.asarray(users, dtype=np.int64)
+    if len(raw) and (raw.min() < 0 or raw.max() >= user_emb.shape[0]):
         raise DataError(f"user indices must lie in [0, {user_emb.shape[0]}) (rows of user_emb)")
-    users = users[np.diff(truth.indptr)[users] > 0]
+    truth, users = _evaluable(raw, relevant, seen, k, batch_size)
     if len(users) == 0:
-        warnings.warn("no user has a ground-truth item; metrics are 0", GeotowerWarning, stacklevel=2)
-        return {**{name: 0.0 for name in METRIC_NAMES}, "users": 0}
+        return _no_users()
     seen_csr = None if seen is None else sp.csr_matrix(seen)
     topk = np.empty((len(users), k), dtype=np.int64)
     with tqdm(total=len(users), desc="evaluate", unit="user", disable=not progress) as bar:
         dense = _faiss_topk(user_emb, item_emb, users, seen_csr, k, batch_size, topk, bar)
         for start in range(0, len(dense), batch_size):
             pos = dense[start : start + batch_size]
-            batch = users[pos]
-            scores = user_emb[batch] @ item_emb.T
-            topk[pos] = _rank_excluding(scores, None if seen_csr is None else seen_csr[batch], k)
+            topk[pos] = _rank_batch(lambda b: user_emb[b] @ item_emb.T, users[pos], seen_csr, n_items, k)
             bar.update(len(pos))
     return {**topk_metrics(topk, truth[users], k), "users": int(len(users))}
 
