@@ -212,7 +212,7 @@ def test_trend_prior_end_to_end(tmp_path: Path) -> None:
     # the test rows (the last 20 % of days) favour recently fashionable items: the prior must beat no prior
     off = T.train_run(data, tmp_path / "off", resolve(None, [*overrides, "model.trend_half_lives_days=[]"]),
                       progress=False)
-    assert result.val_metrics["ndcg"] > 0 and off.val_metrics["ndcg"] >= 0
+    assert result.val_metrics["ndcg"] > 0
     from geotower.pipeline.evaluate import evaluate_run
     on_test = evaluate_run(tmp_path / "run").rows[0].metrics["ndcg"]
     off_test = evaluate_run(tmp_path / "off").rows[0].metrics["ndcg"]

@@ -323,9 +323,7 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
     model, optimizer = _new_model(spec, item_dense, item_cells, user_dense, fit_data, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     t = cfg.train
-    sampler = BatchSampler(fit_data, t.loss, t.batch_size, t.n_negatives, t.hard_negative_ratio, t.logq_correction,
-                           t.history_leave_one_out, cfg.model.history_weighted, gen,
-                           full_softmax=len(ix.items) <= t.full_softmax_max_items)
+    sampler = _sampler(fit_data, cfg, gen)
     ckpt = Checkpointer(out / "checkpoints", model, optimizer, gen)
     state = _fresh_or_resume(out, cfg, resume, ckpt)
     artifacts.write_json(out / artifacts.CONFIG_JSON, cfg.to_dict())
@@ -338,44 +336,47 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
     trend_weight = _calibrate_trend(model, ix, fit_data, parts, cfg) if validate is not None else None
     if trend_weight is not None:
         model.trend_weight.data.copy_(trend_weight)  # type: ignore[union-attr]
-    final_rows = parts.train if t.refit and validate is not None and len(parts.val) else parts.fit
+    refit = t.refit and validate is not None and len(parts.val) > 0 and state.best_epoch > 0
+    final_data = _train_data(ix, parts.train, cfg, neighbours) if refit else fit_data  # built once for all members
     epochs = state.best_epoch if state.best_epoch > 0 else state.epoch
-    if final_rows is parts.train and state.best_epoch > 0:
-        model = _train_fixed(ix, final_rows, cfg, spec, item_dense, item_cells, user_dense, neighbours, epochs,
-                             progress, trend_weight, cfg.seed)
-    members = [model] + [_train_fixed(ix, final_rows, cfg, spec, item_dense, item_cells, user_dense, neighbours,
-                                      epochs, progress, trend_weight, cfg.seed + m)
-                         for m in range(1, cfg.model.members)]
+    if refit:
+        model = _train_fixed(final_data, cfg, spec, item_dense, item_cells, user_dense, epochs, progress,
+                             trend_weight, cfg.seed)
+    members = [model] + [_train_fixed(final_data, cfg, spec, item_dense, item_cells, user_dense, epochs, progress,
+                                      trend_weight, cfg.seed + m) for m in range(1, cfg.model.members)]
     final = TowerEnsemble(members) if len(members) > 1 else model
-    return _finish(out, ds, cfg, ix, final, item_enc, user_enc, parts, state, time.perf_counter() - t0)
+    all_data = final_data if refit else _train_data(ix, parts.train, cfg, None)
+    return _finish(out, ds, cfg, ix, final, item_enc, user_enc, parts, state, all_data, time.perf_counter() - t0)
 
 
-def _train_fixed(ix: Indexed, rows: pd.DataFrame, cfg: RunConfig, spec: TowerSpec, item_dense: np.ndarray,
-                 item_cells: np.ndarray, user_dense: np.ndarray, neighbours: Any, epochs: int, progress: bool,
-                 trend_weight: torch.Tensor | None, seed: int) -> TwoTower:
-    """Train from ``seed`` on ``rows`` for the epoch count early stopping chose (no validation, no checkpoints).
+def _train_fixed(data: TrainData, cfg: RunConfig, spec: TowerSpec, item_dense: np.ndarray, item_cells: np.ndarray,
+                 user_dense: np.ndarray, epochs: int, progress: bool, trend_weight: torch.Tensor | None, seed: int
+                 ) -> TwoTower:
+    """Train from ``seed`` on ``data`` for the epoch count early stopping chose (no validation, no checkpoints).
 
     Used for the refit on all training rows (early stopping needs rows the model does not see; without a refit
     those rows, with timestamps the most recent ones, would never shape the weights, and users whose positives all
     fell there would keep untrained IDs) and for the extra members of an ensemble (``model.members``).
     Deterministic, so a resumed run repeats it exactly.
     """
-    t = cfg.train
-    data = _train_data(ix, rows, cfg, neighbours)
     model, optimizer = _new_model(spec, item_dense, item_cells, user_dense, data, cfg, trend_weight, seed)
-    gen = torch.Generator().manual_seed(seed)
-    sampler = BatchSampler(data, t.loss, t.batch_size, t.n_negatives, t.hard_negative_ratio, t.logq_correction,
-                           t.history_leave_one_out, cfg.model.history_weighted, gen,
-                           full_softmax=len(ix.items) <= t.full_softmax_max_items)
-    fit(model, optimizer, sampler, two_tower_loss(t.loss), epochs, progress=progress)
+    sampler = _sampler(data, cfg, torch.Generator().manual_seed(seed))
+    fit(model, optimizer, sampler, two_tower_loss(cfg.train.loss), epochs, progress=progress)
     return model
 
 
+def _sampler(data: TrainData, cfg: RunConfig, gen: torch.Generator) -> BatchSampler:
+    """The training batches of ``data`` as configured (exact softmax up to ``train.full_softmax_max_items``)."""
+    t = cfg.train
+    return BatchSampler(data, t.loss, t.batch_size, t.n_negatives, t.hard_negative_ratio, t.logq_correction,
+                        t.history_leave_one_out, cfg.model.history_weighted, gen,
+                        full_softmax=data.n_items <= t.full_softmax_max_items)
+
+
 def _finish(out: Path, ds: Dataset, cfg: RunConfig, ix: Indexed, model: TwoTower | TowerEnsemble,
-            item_enc: TableEncoder, user_enc: TableEncoder | None, parts: Parts, state: LoopState, wall: float
-            ) -> TrainResult:
-    """Embed with all train positives as history, then write the bundle, manifest and curves."""
-    all_data = _train_data(ix, parts.train, cfg, None)
+            item_enc: TableEncoder, user_enc: TableEncoder | None, parts: Parts, state: LoopState,
+            all_data: TrainData, wall: float) -> TrainResult:
+    """Embed with all train positives (``all_data``) as history, then write the bundle, manifest and curves."""
     if all_data.trend_now is not None:  # the prior "now" = after every training row (without refit too)
         model.set_trend(None, all_data.trend_now)
     with torch.no_grad():
