@@ -210,8 +210,8 @@ def test_trend_prior_end_to_end(tmp_path: Path) -> None:
     assert b.embed_liked(["i000", "i001"]).shape == (9,)
     assert b.embed_new_items(b.items.head(2).assign(stars=1.0, cats="bar")).shape == (2, 9)
     # the test rows (the last 20 % of days) favour recently fashionable items: the prior must beat no prior
-    off = T.train_run(data, tmp_path / "off", resolve(None, [*overrides, "model.trend_half_lives_days=[]"]),
-                      progress=False)
+    T.train_run(data, tmp_path / "off", resolve(None, [*overrides, "model.trend_half_lives_days=[]"]),
+                progress=False)
     assert result.val_metrics["ndcg"] > 0
     from geotower.pipeline.evaluate import evaluate_run
     on_test = evaluate_run(tmp_path / "run").rows[0].metrics["ndcg"]
