@@ -134,6 +134,7 @@ def merge_osm(items_path: Path, features: Path) -> None:
         feats[[S.ITEM_ID, *cols]].drop_duplicates(S.ITEM_ID), on=S.ITEM_ID, how="left")
     merged[cols] = merged[cols].fillna(0.0)
     artifacts.write_table(items_path, merged)
+    artifacts.write_marker(items_path.parent, "dataset", 2)  # re-seal the edited folder (complete.json)
 
 
 def drop_osm(full: Path, out: Path) -> None:

@@ -67,6 +67,7 @@ def test_changed_data_refused(tiny_run: Path, cluster_data: Path, tmp_path: Path
     shutil.copytree(cluster_data, data)
     manifest = artifacts.read_json(run / "manifest.json")
     artifacts.write_json(run / "manifest.json", {**manifest, "dataset_dir": str(data)})
+    artifacts.write_marker(run, "run", 1)  # re-seal the hand edit (an unsealed edit is refused: tests/reliability)
     load_bundle(run)
     items = pd.read_parquet(data / "items.parquet")
     items.loc[0, "stars"] = 4.5
@@ -82,6 +83,7 @@ def test_feature_schema_mismatch_refused(tiny_run: Path, tmp_path: Path) -> None
     meta = json.loads((run / FEATURES_JSON).read_text())
     meta["items"]["dense_dim"] += 1
     (run / FEATURES_JSON).write_text(json.dumps(meta))
+    artifacts.write_marker(run, "run", 1)
     with pytest.raises(ArtifactError, match="item feature width"):
         load_bundle(run, verify_data=False)
 

@@ -329,4 +329,6 @@ def add_osm_features_to_dataset(dataset_dir: Path, source: Path, cfg: FeaturesCo
     names = [c for c in feats.columns if c != S.ITEM_ID]
     merged = pd.concat([items.drop(columns=[c for c in names if c in items.columns]),
                         feats[names].set_axis(items.index)], axis=1)
-    return artifacts.write_table(items_path, merged)
+    with artifacts.staged_folder(dataset_dir, "dataset", keep_existing=True) as stage:  # atomic, like prepare
+        artifacts.write_table(stage / items_path.name, merged)
+    return items_path

@@ -291,8 +291,12 @@ def load_dataset(folder: str | Path, strict: bool = False) -> Dataset:
         DataError: naming file, row and column for every contract violation.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError("is a file, expected a dataset folder", path=folder)
     if not folder.is_dir():
         raise DataError("dataset folder does not exist", path=folder)
+    if (folder / artifacts.COMPLETE).exists():  # written by geotower: refuse a mixed or damaged folder
+        artifacts.verify_folder(folder, "dataset")
     spec = read_spec(folder / S.DATASET_TOML)
     inter_path = _required_table(folder, S.INTERACTIONS_STEM)
     items_path = _required_table(folder, S.ITEMS_STEM)
@@ -329,14 +333,14 @@ def load_dataset(folder: str | Path, strict: bool = False) -> Dataset:
 
 def write_dataset(folder: str | Path, interactions: pd.DataFrame, items: pd.DataFrame, spec: DatasetSpec,
                   users: pd.DataFrame | None = None) -> Path:
-    """Write a dataset folder (parquet tables + dataset.toml), each file atomically."""
+    """Write a dataset folder (parquet tables + dataset.toml) as one atomic swap with a completion marker."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    artifacts.write_table(folder / f"{S.ITEMS_STEM}.parquet", items)
-    if users is not None:
-        artifacts.write_table(folder / f"{S.USERS_STEM}.parquet", users)
-    artifacts.write_table(folder / f"{S.INTERACTIONS_STEM}.parquet", interactions)
-    artifacts.write_text(folder / S.DATASET_TOML, spec.to_toml())
+    with artifacts.staged_folder(folder, "dataset") as stage:
+        artifacts.write_table(stage / f"{S.ITEMS_STEM}.parquet", items)
+        if users is not None:
+            artifacts.write_table(stage / f"{S.USERS_STEM}.parquet", users)
+        artifacts.write_table(stage / f"{S.INTERACTIONS_STEM}.parquet", interactions)
+        artifacts.write_text(stage / S.DATASET_TOML, spec.to_toml())
     return folder
 
 

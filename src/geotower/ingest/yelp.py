@@ -23,10 +23,10 @@ field. Blank lines are ignored. A file that mixes ``\\n`` and ``\\r\\n`` line en
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -269,16 +269,27 @@ def prepare_yelp(business: str | Path, reviews: str | Path, out: str | Path, flt
     """
     flt = flt or YelpFilter()
     business, reviews, out = Path(business), Path(reviews), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out))
-    try:
-        con = _connect(tmp, memory_limit, threads)
+    for path in (business, reviews):
+        _check_input_file(path)
+    with artifacts.staged_folder(out, "dataset", inputs=[business.parent, reviews.parent]) as stage:
+        tmp = stage / ".spill"  # hidden: never listed in complete.json, deleted with a failed stage
+        tmp.mkdir()
         try:
-            return _prepare(con, business, reviews, out, flt, strict)
+            con = _connect(tmp, memory_limit, threads)
+            try:
+                report = _prepare(con, business, reviews, stage, flt, strict)
+            finally:
+                con.close()
         finally:
-            con.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dataclasses.replace(report, out_dir=out)
+
+
+def _check_input_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError("is a folder, expected a Yelp JSON-lines file", path=path)
+    if not path.exists():
+        raise DataError("file does not exist", path=path)
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, business: Path, reviews: Path, out: Path, flt: YelpFilter,

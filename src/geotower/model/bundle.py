@@ -128,13 +128,27 @@ class ModelBundle:
         return v.numpy().astype(np.float32)
 
 
+_DATA_FILES = {f"{stem}{suffix}" for stem in (S.INTERACTIONS_STEM, S.ITEMS_STEM, S.USERS_STEM)
+               for suffix in S.TABLE_SUFFIXES} | {S.DATASET_TOML}
+
+
 def _verify_data(manifest: dict[str, Any]) -> None:
-    """Recompute the dataset files' hashes; ArtifactError listing what changed since training."""
-    folder = Path(manifest.get("dataset_dir", ""))
+    """Recompute the dataset files' hashes; ArtifactError listing what changed since training.
+
+    Only the dataset contract's own file names are hashed (a manifest edited to name any other file, or a path,
+    is refused): the manifest never makes geotower read an arbitrary file.
+    """
+    folder = Path(manifest.get("dataset_dir") or "")
     expected = manifest.get("data", {})
-    if not folder.is_dir() or not expected:
+    if not manifest.get("dataset_dir") or not folder.is_dir() or not expected:
         return
-    files = {k: folder / v["name"] for k, v in expected.get("files", {}).items()}
+    entries = expected.get("files", {})
+    bad = [v.get("name") if isinstance(v, dict) else v for v in entries.values()
+           if not isinstance(v, dict) or v.get("name") not in _DATA_FILES]
+    if bad:
+        raise ArtifactError(f"manifest.json names dataset files outside the dataset contract: {bad}; "
+                            "the run folder was edited: retrain")
+    files = {k: folder / v["name"] for k, v in entries.items()}
     present = {k: p for k, p in files.items() if p.exists()}
     actual = artifacts.fingerprint(present, expected.get("rows", {}))
     diffs = artifacts.fingerprint_diff(expected, actual)
@@ -172,7 +186,10 @@ def _load_model(run: Path) -> tuple[TwoTower | TowerEnsemble, TableEncoder]:
     t = torch.from_numpy
     model = build_towers(spec, t(arrays["data.item_dense"]), t(arrays["data.item_cells"]),
                          torch.zeros(spec.n_users, spec.user_dense_dim), t(arrays["data.item_known"]))
-    weights = {k: t(v.copy()) for k, v in artifacts.load_arrays(run / MODEL_WEIGHTS).items()}
+    artifacts.check_finite(run / FEATURES_ARRAYS, arrays)
+    raw_weights = artifacts.load_arrays(run / MODEL_WEIGHTS)
+    artifacts.check_finite(run / MODEL_WEIGHTS, raw_weights)
+    weights = {k: t(v.copy()) for k, v in raw_weights.items()}
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
@@ -195,9 +212,13 @@ def load_bundle(run_dir: str | Path, verify_data: bool = True) -> ModelBundle:
         ArtifactError: missing/corrupt files, changed data, or features that do not match the model.
     """
     run = Path(run_dir)
+    layout = artifacts.RunLayout(run)
     if not run.is_dir():
-        raise ArtifactError(f"run directory {run} does not exist")
-    manifest = artifacts.read_json(run / artifacts.MANIFEST)
+        partial = artifacts.staging_path(run)
+        hint = (f"; an interrupted train left {partial}: continue it with --resume" if partial.is_dir() else "")
+        raise ArtifactError(f"run directory {run} does not exist{hint}")
+    artifacts.verify_folder(run, "run", layout.REQUIRED, layout.OPTIONAL, layout.SIZE_ONLY)
+    manifest = artifacts.read_manifest(run).to_dict()
     config = from_dict(artifacts.read_json(run / artifacts.CONFIG_JSON))
     if verify_data:
         _verify_data(manifest)
@@ -205,15 +226,37 @@ def load_bundle(run_dir: str | Path, verify_data: bool = True) -> ModelBundle:
     items = artifacts.read_table(run / ITEMS)
     items[S.ITEM_ID] = items[S.ITEM_ID].astype(str)
     user_ids = artifacts.read_table(run / USERS)[S.USER_ID].astype(str).to_numpy()
-    item_emb = artifacts.load_arrays(run / ITEM_EMB)["embeddings"]
-    user_emb = artifacts.load_arrays(run / USER_EMB)["embeddings"]
-    seen_arrays = artifacts.load_arrays(run / TRAIN_SEEN)
-    shape = tuple(int(s) for s in seen_arrays["shape"])
-    seen = sp.csr_matrix((np.ones(len(seen_arrays["indices"]), dtype=np.float32), seen_arrays["indices"],
-                          seen_arrays["indptr"]), shape=shape)
-    popularity = artifacts.load_arrays(run / POPULARITY)["popularity"]
-    if item_emb.shape[0] != len(items) or user_emb.shape[0] != len(user_ids) or shape != (len(user_ids), len(items)):
-        raise ArtifactError(f"{run}: embeddings, ids and train_seen disagree in size (items {len(items)} vs "
+    item_emb = _array(run / ITEM_EMB, "embeddings")
+    user_emb = _array(run / USER_EMB, "embeddings")
+    popularity = _array(run / POPULARITY, "popularity")
+    if item_emb.shape[0] != len(items) or user_emb.shape[0] != len(user_ids) or len(popularity) != len(items):
+        raise ArtifactError(f"{run}: embeddings, ids and popularity disagree in size (items {len(items)} vs "
                             f"{item_emb.shape[0]}, users {len(user_ids)} vs {user_emb.shape[0]})")
+    seen = _seen_matrix(run / TRAIN_SEEN, (len(user_ids), len(items)))
     return ModelBundle(run, config, items[S.ITEM_ID].to_numpy(), item_emb, user_ids, user_emb, items, seen,
                        popularity, model, enc, manifest)
+
+
+def _array(path: Path, key: str) -> np.ndarray:
+    """One named, finite array of a safetensors file."""
+    arrays = artifacts.load_arrays(path)
+    if key not in arrays:
+        raise ArtifactError(f"{path} has no array {key!r}; retrain")
+    artifacts.check_finite(path, {key: arrays[key]})
+    return arrays[key]
+
+
+def _seen_matrix(path: Path, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The train-seen CSR matrix, with its structure checked (indices index the catalog, indptr is monotone)."""
+    arrays = artifacts.load_arrays(path)
+    indptr, indices, stored = arrays.get("indptr"), arrays.get("indices"), arrays.get("shape")
+    ok = indptr is not None and indices is not None and stored is not None
+    if ok:
+        ok = (tuple(int(v) for v in stored) == shape and indptr.ndim == indices.ndim == 1
+              and len(indptr) == shape[0] + 1 and int(indptr[0]) == 0 and int(indptr[-1]) == len(indices)
+              and bool((np.diff(indptr) >= 0).all())
+              and (len(indices) == 0 or (int(indices.min()) >= 0 and int(indices.max()) < shape[1])))
+    if not ok:
+        raise ArtifactError(f"{path} is corrupt or does not match the run's {shape[0]} users x {shape[1]} items; "
+                            "retrain")
+    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=shape)

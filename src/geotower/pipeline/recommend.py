@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,10 @@ def build_run_index(run_dir: str | Path, kind: str = "auto", exact_max_items: in
     bundle = _load(run_dir, loader)
     catalog = load_catalog(bundle, run_dir)
     index = build_index(catalog.emb, kind, exact_max_items, seed)
-    return _finish(run_dir, index, catalog.emb, np.asarray(bundle.user_emb, np.float32),
-                   len(catalog.item_ids) - catalog.n_trained, seed, t0)
+    with artifacts.staged_folder(run_dir, "run", keep_existing=True) as stage:  # old or new index, never half
+        res = _finish(stage, index, catalog.emb, np.asarray(bundle.user_emb, np.float32),
+                      len(catalog.item_ids) - catalog.n_trained, seed, t0)
+    return replace(res, run_dir=run_dir)
 
 
 def _read_new_items(path: Path, known: set[str]) -> pd.DataFrame:
@@ -133,16 +135,18 @@ def add_items(run_dir: str | Path, items_path: str | Path, exact_max_items: int 
     table = _read_new_items(items_path, set(before.item_ids.tolist()))
     new_emb = np.asarray(bundle.embed_new_items(table), dtype=np.float32)  # (m, d)
     index = load_index(run_dir, before.emb)[0] if read_index_meta(run_dir) is not None else None
-    save_added(run_dir, table, new_emb)
-    after = load_catalog(bundle, run_dir)
-    if index is None:
-        index = build_index(after.emb, "auto", exact_max_items, seed)
-    elif isinstance(index, FaissIndex):
-        index.add(new_emb)
-    else:
-        index = build_index(after.emb, "flat")
-    return _finish(run_dir, index, after.emb, np.asarray(bundle.user_emb, np.float32),
-                   len(after.item_ids) - after.n_trained, seed, t0)
+    with artifacts.staged_folder(run_dir, "run", keep_existing=True) as stage:  # items + index in one swap
+        save_added(stage, table, new_emb)
+        after = load_catalog(bundle, stage)
+        if index is None:
+            index = build_index(after.emb, "auto", exact_max_items, seed)
+        elif isinstance(index, FaissIndex):
+            index.add(new_emb)
+        else:
+            index = build_index(after.emb, "flat")
+        res = _finish(stage, index, after.emb, np.asarray(bundle.user_emb, np.float32),
+                      len(after.item_ids) - after.n_trained, seed, t0)
+    return replace(res, run_dir=run_dir)
 
 
 def recommend_run(run_dir: str | Path, query: Query, exact_max_items: int = 50_000,

@@ -8,6 +8,7 @@ every item and every user with train positives (history = all their train positi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable
@@ -291,7 +292,22 @@ def _fresh_or_resume(out: Path, cfg: RunConfig, resume: bool, ckpt: Checkpointer
 
 def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume: bool = False,
               progress: bool = True) -> TrainResult:
-    """Train the two towers on a dataset folder and write the run folder.
+    """Train the two towers on a dataset folder and write the run folder atomically.
+
+    Everything is written into ``.<RUN>.partial`` beside ``out_dir`` and swapped in complete at the end
+    (:func:`geotower.artifacts.staged_folder`), so a killed retrain leaves the previous run intact; ``resume``
+    continues from that staging folder's checkpoints (or from a complete run's).
+    """
+    out = Path(out_dir)
+    with artifacts.staged_folder(out, "run", keep_existing=resume, resumable=True, reuse=resume,
+                                 inputs=[data_dir]) as stage:
+        result = _train_into(data_dir, stage, cfg, resume, progress)
+    return dataclasses.replace(result, run_dir=out, paths={"run": out, "manifest": out / artifacts.MANIFEST})
+
+
+def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume: bool = False,
+                progress: bool = True) -> TrainResult:
+    """Train the two towers on a dataset folder and write the run files into ``out_dir`` (the staging folder).
 
     Args:
         data_dir: dataset folder (see :mod:`geotower.ingest.dataset`).

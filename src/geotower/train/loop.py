@@ -99,6 +99,14 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Ba
     return total / max(n, 1)
 
 
+def check_finite_weights(model: nn.Module, epoch: int) -> None:
+    """Stop a diverged training before its weights are validated, checkpointed or saved (reliability hook)."""
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            raise GeotowerError(f"training diverged: weight {name} is NaN/infinite after epoch {epoch}; "
+                                "try a smaller train.lr (nothing was saved)")
+
+
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: BatchSource,
         loss_fn: Callable[[nn.Module, Any], Tensor], epochs: int, patience: int = 0,
         validate: Callable[[nn.Module], dict[str, float]] | None = None, metric: str = "ndcg",
@@ -126,6 +134,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: BatchSource
         with torch.no_grad():
             metrics = validate(model) if validate is not None else {}
         state.epoch += 1
+        check_finite_weights(model, state.epoch)
         state.history.append({"epoch": state.epoch, "loss": loss, **metrics})
         _update_best(state, model, metrics.get(metric), patience)
         for cb in callbacks:
