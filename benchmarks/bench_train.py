@@ -16,7 +16,7 @@ Each contender runs in its own subprocess (so peak RSS is its own) with the same
   normalisation, 1 hidden layer of 512, 128 out, BPR with 1 negative, Adam lr 1e-3, batch 2048).
 * ``default``: ``train_run`` with geotower's default config (time-to-quality).
 
-Both ``original`` and ``default`` are scored on the same validation rows: ``split_rows`` of the pipeline (held-out
+Both ``original`` and ``default`` are scored on the same validation rows: ``geotower.ingest.protocol.split`` (held-out
 test removed, validation carved from train), whose NDCG@10 ``train_run`` logs per epoch to TensorBoard.
 Reported: samples/s (and the ratio), mean BPR loss of epoch 1, the original's NDCG@10 after its epochs, geotower's
 wall time to reach it, the share of the measured matmul FLOP/s that training reaches, and peak RSS per contender.
@@ -44,7 +44,8 @@ from geotower import schema as S
 from geotower.config import resolve
 from geotower.evaluate.metrics import evaluate_scorer
 from geotower.ingest.dataset import load_dataset
-from geotower.pipeline.train import Parts, split_rows
+from geotower.ingest.protocol import SplitRows as Parts
+from geotower.ingest.protocol import split as split_rows
 
 REPO = Path(__file__).resolve().parents[1]
 PHILLY = REPO.parent / "shared" / "data" / "philly"
@@ -165,7 +166,7 @@ def validation(parts: Parts, item_ids: np.ndarray, users: pd.Index) -> tuple[np.
         ok = u >= 0
         return sp.csr_matrix((np.ones(ok.sum(), np.float32), (u[ok], i[ok])), shape=(len(users), len(item_ids)))
 
-    relevant = csr(parts.val[parts.val[S.POSITIVE]])
+    relevant = csr(parts.validation[parts.validation[S.POSITIVE]])
     return np.flatnonzero(np.diff(relevant.indptr) > 0), relevant, csr(parts.fit)
 
 

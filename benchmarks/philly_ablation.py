@@ -45,8 +45,8 @@ from geotower.config import resolve
 from geotower.evaluate.baselines import MostPopular
 from geotower.evaluate.metrics import evaluate_scorer
 from geotower.ingest.dataset import load_dataset
+from geotower.ingest.protocol import split
 from geotower.ingest.simulate import SimConfig, ground_truth_scores, simulate
-from geotower.ingest.split import holdout_split
 from geotower.ingest.yelp import prepare_yelp
 from geotower.pipeline.evaluate import CONTENT_OVERRIDES, HeldOut, build_heldout, evaluate_run
 from geotower.pipeline.train import train_run
@@ -148,11 +148,11 @@ def drop_osm(full: Path, out: Path) -> None:
 
 # --- held-out protocol and the reference rows -------------------------------------------------------------
 def heldout(data_dir: Path, overrides: Sequence[str] = ()) -> HeldOut:
-    """The evaluate pipeline's held-out matrices for the run config's split (contract C)."""
+    """The evaluate pipeline's held-out matrices for the run config's split (``geotower.ingest.protocol.split``)."""
     cfg = resolve(None, overrides)
     ds = load_dataset(data_dir)
-    split = holdout_split(ds.interactions, cfg.eval.test_fraction, cfg.seed)
-    train, test = ds.interactions.iloc[split.train], ds.interactions.iloc[split.test]
+    rows = split(ds, cfg)
+    train, test = rows.train, rows.test
     users = np.array(sorted(set(ds.interactions[S.USER_ID])), dtype=str)
     return build_heldout(train, test, users, ds.items[S.ITEM_ID].to_numpy().astype(str))
 

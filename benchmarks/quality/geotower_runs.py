@@ -2,7 +2,7 @@
 
 The folder handed to ``train_run`` is the whole training file with ``eval.test_fraction=0.2`` and ``seed=0``, so its
 held-out part is exactly the validation part of ``tasks.load_task`` (same ``holdout_split`` call): geotower trains on
-the same rows as the peers and never sees the validation rows (contract C). Its own early-stopping split is carved
+the same rows as the peers and never sees the validation rows (``protocol.split``). Its early-stopping split is carved
 from those training rows (``train.val_fraction``), which is legitimate. We check the agreement by comparing the run's
 ``seen`` matrix with ours, and score with the same ``evaluate_scorer`` as the peers.
 """

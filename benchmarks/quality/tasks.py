@@ -2,7 +2,7 @@
 
 The files in ``../shared/data`` are the TRAINING parts of each benchmark; the real test lies elsewhere. So we carve a
 validation part out of them with the project's own split functions — the same ones ``train_run`` uses for its
-held-out part (contract C) — so that a geotower run given the whole training file with ``eval.test_fraction=0.2``
+held-out part (``protocol.split``) — so a geotower run given the whole training file with ``eval.test_fraction=0.2``
 holds out exactly the rows we score here:
 
 - ML-100K: global temporal cut, the latest 20 % of ``ratings.csv`` (the hidden test is the later 20 % of all data);

@@ -113,6 +113,19 @@ class ServeConfig:
     exact_max_items: int = 50_000  # "auto" uses exact search up to this many items
 
 
+# Named ``--set`` override lists. "original_content" reproduces the original content two-tower exactly (see
+# geotower.model.towers): content features only, user = MLP(mean of the standardised features of the user's positive
+# items), no IDs, BPR, one 512-unit hidden layer to 128-d outputs, raw dot products.
+PRESETS: dict[str, tuple[str, ...]] = {
+    "original_content": (
+        "model.use_item_id=false", "model.use_user_id=false", "model.use_history=false", "model.normalize=false",
+        "model.id_dropout=0.0", "model.n_layers=1", "model.hidden_dim=512", "model.embed_dim=128",
+        'train.loss="bpr"', "train.history_leave_one_out=false", 'features.geo_encoding="none"',
+        "model.trend_half_lives_days=[]", "model.members=1",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs; written beside every output as ``config.json``."""
@@ -223,6 +236,19 @@ def validate(cfg: RunConfig) -> None:
     unknown = [name for name in cfg.features.layers if name not in LAYER_BY_NAME]
     if unknown:
         raise ConfigError(f"features.layers: unknown {unknown}; allowed: {', '.join(LAYER_BY_NAME)}")
+    _validate_combinations(cfg)
+
+
+def _validate_combinations(cfg: RunConfig) -> None:
+    """Checks that involve more than one key."""
+    if cfg.train.device != "cpu":
+        raise ConfigError(f"train.device: only \"cpu\" is supported, got {cfg.train.device!r}")
+    if cfg.train.n_negatives < 0 or cfg.model.n_layers < 0 or cfg.train.patience < 0 or cfg.train.threads < 0:
+        raise ConfigError("train.n_negatives, model.n_layers, train.patience and train.threads must be >= 0")
+    if cfg.train.loss == "bpr" and cfg.train.n_negatives < 1:
+        raise ConfigError("train.n_negatives: the bpr loss needs at least 1 negative per positive")
+    if not (cfg.model.use_item_features or cfg.model.use_item_id):
+        raise ConfigError("model: the item tower needs model.use_item_features or model.use_item_id")
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""save_bundle / load_bundle (contract B) over one short run of the two-cluster dataset (see conftest)."""
+"""save_bundle / load_bundle over one short run of the two-cluster dataset (see conftest)."""
 
 from __future__ import annotations
 

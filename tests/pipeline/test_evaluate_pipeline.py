@@ -188,7 +188,7 @@ def test_empty_validation_uses_defaults_with_a_warning(run: Path) -> None:
 
 
 def test_real_training_run_with_all_baselines(tmp_path: Path) -> None:
-    """Integration with `geotower train` (contract B): the run and the content-only two-tower are scored alike."""
+    """Integration with `geotower train` (save_bundle): the run and the content-only two-tower are scored alike."""
     from geotower.pipeline.train import train_run
 
     data = tmp_path / "data"

@@ -17,7 +17,7 @@ import typer
 from typer.testing import CliRunner
 
 from geotower import artifacts
-from geotower.config import RunConfig, resolve
+from geotower.config import PRESETS, ModelConfig, RunConfig, resolve
 from geotower.errors import ConfigError, DataError, GeotowerWarning
 from geotower.ingest.dataset import DatasetSpec, TableSpec, write_dataset
 from geotower.model.bundle import load_bundle
@@ -129,11 +129,13 @@ def test_cli_train(data: Path, tmp_path: Path) -> None:
 
 
 def test_bad_config_combinations(data: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="n_negatives"):
-        T.train_run(data, tmp_path, resolve(None, ["train.loss=bpr", "train.n_negatives=0"]), progress=False)
+    with pytest.raises(ConfigError, match="n_negatives"):  # config.validate, before any training
+        resolve(None, ["train.loss=bpr", "train.n_negatives=0"])
     with pytest.raises(ConfigError, match="use_item_features"):
-        T.train_run(data, tmp_path, resolve(None, ["model.use_item_features=false", "model.use_item_id=false"]),
-                    progress=False)
+        resolve(None, ["model.use_item_features=false", "model.use_item_id=false"])
+    unchecked = RunConfig(model=ModelConfig(use_item_features=False, use_item_id=False))
+    with pytest.raises(ConfigError, match="use_item_features"):  # train_run validates a hand-built config too
+        T.train_run(data, tmp_path, unchecked, progress=False)
     inter, items = clusters()
     write_dataset(tmp_path / "geo_only", inter, items[["item_id", "lat", "lon"]], DatasetSpec())
     no_input = resolve(None, ['features.geo_encoding="none"', "model.use_item_id=false"])
@@ -142,7 +144,7 @@ def test_bad_config_combinations(data: Path, tmp_path: Path) -> None:
 
 
 def test_original_content_two_tower_config(data: Path, tmp_path: Path) -> None:
-    cfg = resolve(None, [*T.ORIGINAL_CONTENT_TWO_TOWER, "train.epochs=1", "model.hidden_dim=16",
+    cfg = resolve(None, [*PRESETS["original_content"], "train.epochs=1", "model.hidden_dim=16",
                          "train.val_fraction=0.3"])
     T.train_run(data, tmp_path, cfg, progress=False)
     b = load_bundle(tmp_path)
@@ -171,13 +173,6 @@ def test_nan_feature_error_or_impute(data: Path, tmp_path: Path) -> None:
         warnings.simplefilter("always")
         T.train_run(tmp_path / "d", tmp_path / "r", cfg, progress=False)
     assert any(issubclass(w.category, GeotowerWarning) and "stars" in str(w.message) for w in caught)
-
-
-def test_confidence_transforms() -> None:
-    w = np.array([1.0, 3.0, 0.0], dtype=np.float32)
-    np.testing.assert_allclose(T.confidence(w, "linear"), w)
-    np.testing.assert_allclose(T.confidence(w, "none"), [1.0, 1.0, 1.0])
-    np.testing.assert_allclose(T.confidence(w, "log1p"), 1 + np.log1p(w), rtol=1e-6)
 
 
 def fashion_data(tmp: Path) -> Path:

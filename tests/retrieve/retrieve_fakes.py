@@ -3,7 +3,7 @@
 Place i sits at (lat 0, lon 0.01 * i), so neighbours are 1.112 km apart (0.01 deg x 111.195 km/deg), and has
 embedding [i, 1]. User u0 = [1, 0] scores place i as i (prefers the east end); u1 = [-1, 0] scores it -i. u0 saw
 place 7 in training, u1 saw place 0. Popularity [5, 3, 8, 1, 0, 2, 2, 4] ranks 2, 0, 7, 1, 5, 6, 3, 4.
-Until the real model bundle is used everywhere, ``FakeBundle`` stands in for contract B's ``ModelBundle``.
+Until the real model bundle is used everywhere, ``FakeBundle`` stands in for ``geotower.model.bundle.ModelBundle``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The trained run as files (contract B): save through ``geotower.artifacts``, load back with every check.
+"""The trained run as files: save through ``geotower.artifacts``, load back with every check.
 
 The only module of ``model/`` that touches files, and only through ``geotower.artifacts`` (atomic writes,
 safetensors/JSON/parquet, never pickle). :func:`load_bundle` refuses a run whose data fingerprint no longer matches

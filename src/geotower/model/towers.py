@@ -22,12 +22,16 @@ item = MLP(standardised features), user = MLP(mean of the standardised features 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from geotower.config import ModelConfig
+
+_M = ModelConfig()  # the one source of the tower defaults
 
 
 @dataclass
@@ -39,21 +43,29 @@ class TowerSpec:
     item_dense_dim: int
     user_dense_dim: int
     cell_vocab_sizes: list[int] = field(default_factory=list)
-    cell_dim: int = 32
-    embed_dim: int = 128
-    hidden_dim: int = 512
-    n_layers: int = 2
-    dropout: float = 0.0
-    use_item_id: bool = True
-    use_user_id: bool = True
-    use_item_features: bool = True
-    use_history: bool = True
-    id_dropout: float = 0.1
-    normalize: bool = True
-    temperature: float = 0.1
+    cell_dim: int = _M.cell_dim
+    embed_dim: int = _M.embed_dim
+    hidden_dim: int = _M.hidden_dim
+    n_layers: int = _M.n_layers
+    dropout: float = _M.dropout
+    use_item_id: bool = _M.use_item_id
+    use_user_id: bool = _M.use_user_id
+    use_item_features: bool = _M.use_item_features
+    use_history: bool = _M.use_history
+    id_dropout: float = _M.id_dropout
+    normalize: bool = _M.normalize
+    temperature: float = _M.temperature
     trend_dim: int = 0  # number of trend half-lives (0 = no time-decayed popularity prior)
-    members: int = 1  # independently trained copies whose scores are averaged (see TowerEnsemble)
-    item_bias: bool = False  # a learned per-item score offset (popularity the unit sphere cannot express)
+    members: int = _M.members  # independently trained copies whose scores are averaged (see TowerEnsemble)
+    item_bias: bool = _M.item_bias  # a learned per-item score offset (popularity the unit sphere cannot express)
+
+    @classmethod
+    def from_config(cls, m: ModelConfig, **sizes: Any) -> TowerSpec:
+        """The spec of ``m``: every field named like a :class:`ModelConfig` key is taken from it; ``sizes`` give
+        the data-dependent rest (``n_items``, ``n_users``, ``item_dense_dim``, ``user_dense_dim``,
+        ``cell_vocab_sizes``, ``trend_dim``)."""
+        shared = {f.name: getattr(m, f.name) for f in fields(cls) if hasattr(m, f.name)}
+        return cls(**shared, **sizes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

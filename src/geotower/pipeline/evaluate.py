@@ -1,6 +1,7 @@
 """``geotower evaluate``: a trained run and its baselines, judged on the same held-out users by the same code.
 
-The run's held-out split is recomputed from the dataset folder recorded in its manifest (contract C), or a test file
+The run's held-out split is recomputed by :func:`geotower.ingest.protocol.split` from the dataset folder recorded in
+its manifest, or a test file
 is read by the same ``dataset.toml`` rules. Ground truth per user is the test positives they had not seen (any
 rating) in train; every model ranks all items with train-seen items masked, and only warm users (>= 1 train
 positive and >= 1 ground-truth item) are scored; cold ones are counted. Baselines are tuned on a validation split
@@ -22,21 +23,20 @@ import scipy.sparse as sp
 
 from geotower import artifacts
 from geotower import schema as S
-from geotower.config import RunConfig, from_dict
+from geotower.config import PRESETS, RunConfig, from_dict
 from geotower.errors import ArtifactError, DataError, GeotowerError, GeotowerWarning
 from geotower.evaluate import baselines as B
 from geotower.evaluate.metrics import block_batch_size, check_k, evaluate_embeddings, evaluate_scorer, ground_truth
 from geotower.evaluate.report import ModelResult, log_tensorboard, write_report
 from geotower.ingest.dataset import Dataset, load_dataset, read_interactions
-from geotower.ingest.split import holdout_split
+from geotower.ingest.protocol import carve_validation, known_users, pair_csr, split
 from geotower.model.bundle import load_bundle
-from geotower.pipeline.train import ORIGINAL_CONTENT_TWO_TOWER
 
 EVAL_DIR = "eval"
 CONTENT_TWOTOWER = "content_twotower"
 # The original content-only two-tower: profile user tower, item features only, BPR, 512/128 MLPs. Coordinates keep
 # the run's encoding, so the baseline still has an input on data sets whose only item features are lat/lon.
-CONTENT_OVERRIDES = tuple(o for o in ORIGINAL_CONTENT_TWO_TOWER if not o.startswith("features.geo_encoding"))
+CONTENT_OVERRIDES = tuple(o for o in PRESETS["original_content"] if not o.startswith("features.geo_encoding"))
 
 
 @dataclass
@@ -81,15 +81,9 @@ class HeldOut:
 
     def matrix(self, rows: pd.DataFrame, values: np.ndarray | None = None) -> sp.csr_matrix:
         """(n_users, n_items) CSR of the rows' pairs, duplicates summed; binary when ``values`` is None."""
-        u = pd.Index(self.user_ids).get_indexer(rows[S.USER_ID])
-        i = pd.Index(self.item_ids).get_indexer(rows[S.ITEM_ID])
-        ok = (u >= 0) & (i >= 0)
-        data = np.ones(int(ok.sum()), np.float32) if values is None else values[ok].astype(np.float32)
-        m = sp.csr_matrix((data, (u[ok], i[ok])), shape=(len(self.user_ids), len(self.item_ids)))
-        m.sum_duplicates()
-        if values is None:
-            m.data[:] = 1.0
-        return m
+        u = np.asarray(pd.Index(self.user_ids).get_indexer(rows[S.USER_ID]))
+        i = np.asarray(pd.Index(self.item_ids).get_indexer(rows[S.ITEM_ID]))
+        return pair_csr(u, i, (len(self.user_ids), len(self.item_ids)), values)
 
 
 def _positives(rows: pd.DataFrame) -> pd.DataFrame:
@@ -123,21 +117,21 @@ def _load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any], Dataset]:
 
 def _holdout(ds: Dataset, cfg: RunConfig, test_file: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """The run's training rows and its held-out rows (empty when a test file will replace them)."""
-    split = holdout_split(ds.interactions, cfg.eval.test_fraction, cfg.seed)
-    if test_file is not None and len(split.test):
-        warnings.warn(f"the run was trained without its {len(split.test)} held-out rows (eval.test_fraction="
+    rows = split(ds, cfg)
+    method, cutoff = rows.info["method"], rows.info["cutoff"]
+    if test_file is not None and rows.n_test:
+        warnings.warn(f"the run was trained without its {rows.n_test} held-out rows (eval.test_fraction="
                       f"{cfg.eval.test_fraction}); to judge later interactions from a file, train on everything "
                       "with --set eval.test_fraction=0", GeotowerWarning, stacklevel=3)
     if test_file is None and cfg.eval.test_fraction == 0:
         raise DataError("this run was trained on every interaction (eval.test_fraction=0), so it has no held-out "
                         "split; pass --test FILE", path=ds.files["interactions"])
-    if len(split.test) == 0 and test_file is None:
-        raise DataError(f"the held-out split is empty (method {split.method}, cutoff {split.cutoff}): "
+    if rows.n_test == 0 and test_file is None:
+        raise DataError(f"the held-out split is empty (method {method}, cutoff {cutoff}): "
                         "no interactions come after the cut; pass --test FILE", path=ds.files["interactions"])
-    how = f"held-out {split.method} split, test_fraction {cfg.eval.test_fraction}"
-    how += f", cutoff {split.cutoff}" if split.cutoff is not None else f", seed {cfg.seed}"
-    inter = ds.interactions
-    return inter.iloc[split.train].reset_index(drop=True), inter.iloc[split.test].reset_index(drop=True), how
+    how = f"held-out {method} split, test_fraction {cfg.eval.test_fraction}"
+    how += f", cutoff {cutoff}" if cutoff is not None else f", seed {cfg.seed}"
+    return rows.train, rows.test, how
 
 
 def _check_same_split(manifest: dict[str, Any], n_train: int, n_test: int) -> None:
@@ -163,8 +157,7 @@ def read_test_file(path: Path, ds: Dataset, item_ids: np.ndarray) -> tuple[pd.Da
     if S.RATING in ds.interactions.columns and S.RATING not in rows.columns and len(rows):
         raise DataError("missing column: the training data has ratings, so the test rows need them too to tell "
                         "positives", path=path, column=S.RATING)
-    known_users = set(ds.interactions[S.USER_ID]) | (set(ds.users[S.USER_ID]) if ds.users is not None else set())
-    bad_user = ~rows[S.USER_ID].isin(known_users).to_numpy()
+    bad_user = ~rows[S.USER_ID].isin(known_users(ds)).to_numpy()
     bad_item = ~rows[S.ITEM_ID].isin(set(item_ids)).to_numpy()
     n_users, n_items = rows.loc[bad_user, S.USER_ID].nunique(), rows.loc[bad_item, S.ITEM_ID].nunique()
     if n_users or n_items:
@@ -178,10 +171,7 @@ def read_test_file(path: Path, ds: Dataset, item_ids: np.ndarray) -> tuple[pd.Da
 
 
 def _all_users(ds: Dataset) -> np.ndarray:
-    users = set(ds.interactions[S.USER_ID])
-    if ds.users is not None:
-        users |= set(ds.users[S.USER_ID])
-    return np.array(sorted(users), dtype=str)
+    return np.array(sorted(known_users(ds)), dtype=str)
 
 
 # --- the models --------------------------------------------------------------------------------------
@@ -220,9 +210,8 @@ def _geotower_row(run_dir: Path, manifest: dict[str, Any], proto: HeldOut, k: in
 
 
 def _validation(train: pd.DataFrame, proto: HeldOut, cfg: RunConfig) -> tuple[sp.csr_matrix, ...]:
-    """Validation carved from the train rows exactly as training does (contract C, seed + 1)."""
-    split = holdout_split(train, cfg.train.val_fraction, cfg.seed + 1)
-    fit_rows, val_rows = train.iloc[split.train], train.iloc[split.test]
+    """Validation carved from the train rows exactly as training does (``protocol.carve_validation``)."""
+    fit_rows, val_rows, _ = carve_validation(train, cfg)
     pos = _positives(fit_rows)
     return proto.matrix(pos, pos[S.WEIGHT].to_numpy()), proto.matrix(fit_rows), proto.matrix(_positives(val_rows))
 

@@ -46,7 +46,7 @@ class UnknownIdError(DataError):
 
 
 class BundleLike(Protocol):
-    """The parts of ``geotower.model.bundle.ModelBundle`` (contract B) that recommendation needs."""
+    """The parts of ``geotower.model.bundle.ModelBundle`` (written by ``save_bundle``) that recommendation needs."""
 
     item_ids: np.ndarray
     item_emb: np.ndarray

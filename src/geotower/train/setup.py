@@ -1,0 +1,91 @@
+"""What every training stage reads: :class:`TrainSetup`, built once per run, and the seeded towers built from it.
+
+A run trains one model with early stopping, then (refit, ensemble members) more models from the same setup for a
+fixed epoch count; all of them start from :func:`new_model` so the only differences are the data and the seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from geotower.config import RunConfig
+from geotower.ingest.dataset import Dataset
+from geotower.ingest.protocol import IdIndex, SplitRows
+from geotower.model.encoders import TableEncoder
+from geotower.model.towers import TowerSpec, TwoTower
+from geotower.train.batches import TrainData
+from geotower.train.loop import fit, two_tower_loss
+from geotower.train.sampling import Neighbours, make_sampler
+
+__all__ = ["TREND_LR_FACTOR", "TrainSetup", "new_model", "train_fixed"]
+
+# The trend weights and item biases are scalars on a log-count scale; at the towers' learning rate they would move
+# too little in the ~100 steps small data sets train for, so they learn this much faster (without weight decay).
+TREND_LR_FACTOR = 10.0
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """The dataset, its split, the id index, the fitted encoders, the encoded inputs and the tower spec.
+
+    ``item_dense`` (n_items, d_i) float32 and ``item_cells`` (n_items, levels) int64 are every item's encoded
+    inputs; ``user_dense`` (n_users, d_u) the indexed users' encoded features (zeros for users without a row).
+    """
+
+    ds: Dataset
+    rows: SplitRows
+    index: IdIndex
+    item_enc: TableEncoder
+    user_enc: TableEncoder | None
+    item_dense: np.ndarray
+    item_cells: np.ndarray
+    user_dense: np.ndarray
+    spec: TowerSpec
+    neighbours: Neighbours | None
+
+
+def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: torch.Tensor | None = None,
+              seed: int | None = None) -> tuple[TwoTower, torch.optim.Optimizer]:
+    """Seeded towers for ``data`` (trained-item mask, trend features) and their Adam optimizer.
+
+    Given ``trend_weight`` (calibrated on validation), the trend weights are fixed instead of learned.
+    """
+    known = np.zeros(len(setup.item_dense), dtype=np.float32)
+    known[data.hist_items.numpy()] = 1.0
+    torch.manual_seed(cfg.seed if seed is None else seed)
+    model = TwoTower(setup.spec, torch.from_numpy(setup.item_dense), torch.from_numpy(setup.item_cells),
+                     torch.from_numpy(setup.user_dense), torch.from_numpy(known))
+    if model.trend_weight is not None and data.trend_now is not None:
+        model.set_trend(data.trend_table, data.trend_now)
+    if model.trend_weight is not None and trend_weight is not None:
+        model.trend_weight.data.copy_(trend_weight)
+        model.trend_weight.requires_grad_(False)
+    if model.item_bias is not None:  # start from the smoothed log-popularity; training refines it
+        counts = torch.bincount(data.items, minlength=setup.spec.n_items).float()
+        model.item_bias.data.copy_(torch.log1p(counts) - torch.log1p(counts).mean())
+    t = cfg.train
+    fast = [p for p in (model.trend_weight, model.item_bias) if p is not None and p.requires_grad]
+    rest = [p for p in model.parameters() if all(p is not f for f in fast)]
+    groups: list[dict[str, Any]] = [{"params": rest}]
+    if fast:
+        groups.append({"params": fast, "lr": t.lr * TREND_LR_FACTOR, "weight_decay": 0.0})
+    return model, torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int, *, seed: int,
+                trend_weight: torch.Tensor | None = None, progress: bool = True) -> TwoTower:
+    """Train from ``seed`` on ``data`` for the epoch count early stopping chose (no validation, no checkpoints).
+
+    Used for the refit on all training rows (early stopping needs rows the model does not see; without a refit
+    those rows, with timestamps the most recent ones, would never shape the weights, and users whose positives all
+    fell there would keep untrained IDs) and for the extra members of an ensemble (``model.members``).
+    Deterministic, so a resumed run repeats it exactly.
+    """
+    model, optimizer = new_model(setup, data, cfg, trend_weight, seed)
+    sampler = make_sampler(data, cfg, torch.Generator().manual_seed(seed))
+    fit(model, optimizer, sampler, two_tower_loss(cfg.train.loss), epochs, progress=progress)
+    return model
