@@ -111,6 +111,7 @@ class ServeConfig:
     port: int = 8000
     index_kind: str = "auto"  # "auto", "flat", "hnsw" or "ivf"
     exact_max_items: int = 50_000  # "auto" uses exact search up to this many items
+    allowed_hosts: tuple[str, ...] = ()  # Host names served besides the bound host and loopback (DNS rebinding)
 
 
 @dataclass(frozen=True)
