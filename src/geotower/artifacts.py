@@ -542,10 +542,11 @@ def verify_folder(folder: str | Path, kind: str, required: Iterable[str] = (), o
     missing = [n for n in required if n not in listed] + [n for n in optional if (folder / n).exists()
                                                          and n not in listed]
     skip = tuple(size_only)
+    outside = [rel for rel in files if ".." in Path(rel).parts or Path(rel).is_absolute()]
+    if outside:  # never stat or hash a path the marker names outside its folder
+        raise ArtifactError(f"{folder / COMPLETE} lists {outside[0]!r} outside the folder; {hint}")
     for rel, entry in files.items():
         path = folder / rel
-        if ".." in Path(rel).parts or Path(rel).is_absolute():
-            raise ArtifactError(f"{folder / COMPLETE} lists {rel!r} outside the folder; {hint}")
         if not path.is_file():
             missing.append(rel)
         elif not isinstance(entry, dict) or path.stat().st_size != entry.get("bytes"):

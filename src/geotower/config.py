@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field, fields
@@ -111,6 +112,7 @@ class ServeConfig:
     port: int = 8000
     index_kind: str = "auto"  # "auto", "flat", "hnsw" or "ivf"
     exact_max_items: int = 50_000  # "auto" uses exact search up to this many items
+    allowed_hosts: tuple[str, ...] = ()  # Host names served besides the bound host and loopback (DNS rebinding)
 
 
 # Named ``--set`` override lists. "original_content" reproduces the original content two-tower exactly (see
@@ -156,6 +158,9 @@ _POSITIVE = {
     "eval.k", "model.temperature", "features.radii", "features.grid_cells_m", "train.hard_negative_km",
     "model.cell_dim", "model.trend_half_lives_days", "model.members",
 }
+_NON_NEGATIVE = {"seed", "model.n_layers", "train.weight_decay", "train.n_negatives", "train.patience",
+                 "train.threads", "train.full_softmax_max_items", "serve.exact_max_items"}
+_PORT = "serve.port"
 _FRACTIONS = {"model.dropout", "model.id_dropout", "train.hard_negative_ratio"}
 _OPEN_FRACTIONS = {"train.val_fraction"}
 _HALF_OPEN_FRACTIONS = {"eval.test_fraction"}  # 0 = no held-out part: train on everything, judge with --test FILE
@@ -172,6 +177,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ConfigError(f"{key}: expected a list of {inner.__name__}, got {value!r}")
         return tuple(_coerce(key, v, inner) for v in value)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
         return float(value)
     if hint is bool and isinstance(value, bool):
         return value
@@ -222,6 +229,11 @@ def validate(cfg: RunConfig) -> None:
         values = flat[key] if isinstance(flat[key], list) else [flat[key]]
         if any(v <= 0 for v in values):
             raise ConfigError(f"{key}: must be > 0, got {flat[key]!r}")
+    for key in _NON_NEGATIVE:
+        if key in flat and flat[key] < 0:
+            raise ConfigError(f"{key}: must be >= 0, got {flat[key]!r}")
+    if _PORT in flat and not 1 <= flat[_PORT] <= 65535:
+        raise ConfigError(f"{_PORT}: must be a TCP port in 1..65535, got {flat[_PORT]!r}")
     for key in _FRACTIONS:
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must be in [0, 1], got {flat[key]!r}")

@@ -19,7 +19,7 @@ def _app():
     """The service over the known-answer run; it reads nothing from its (never created) run folder."""
     run_dir = Path(__file__).parent / "no-such-run"
     bundle = make_bundle(run_dir)
-    return create_app(run_dir, loader=lambda _p: bundle)
+    return create_app(run_dir, loader=lambda _p: bundle, allowed_hosts=["testserver"])
 
 
 # built at import: schemathesis.pytest.from_fixture fails under this pytest version ('Function' has no '_nodeid')

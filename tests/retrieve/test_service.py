@@ -12,7 +12,7 @@ from geotower.retrieve.service import create_app
 
 @pytest.fixture
 def client(run_dir, loader) -> TestClient:
-    return TestClient(create_app(run_dir, loader=loader))
+    return TestClient(create_app(run_dir, loader=loader), base_url="http://localhost")
 
 
 def _ids(resp) -> list[str]:

@@ -25,7 +25,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_real_run_end_to_end(real_run: Path) -> None:
-    client = TestClient(create_app(real_run))
+    client = TestClient(create_app(real_run), base_url="http://localhost")
     health = client.get("/health").json()
     # the temporal 80/20 split puts u8's and u9's rows (the latest) in test: 8 users have train positives
     assert (health["items"], health["users"], health["index"]) == (41, 8, "hnsw")

@@ -113,9 +113,11 @@ def read_spec(path: Path | None) -> DatasetSpec:
     """Parse ``dataset.toml``; unknown sections or keys are errors naming them."""
     if path is None or not path.exists():
         return DatasetSpec()
+    if path.is_dir():
+        raise DataError("is a folder, expected the dataset.toml file", path=path)
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"invalid TOML: {exc}", path=path) from None
     allowed = {"interactions": {"rating_offset", "positive_threshold", "weight"},
                "items": {"multi_label", "categorical", "exclude", "numeric"},
@@ -131,11 +133,38 @@ def read_spec(path: Path | None) -> DatasetSpec:
 
     def table(name: str) -> TableSpec:
         t = raw.get(name, {})
-        return TableSpec(dict(t.get("multi_label", {})), tuple(t.get("categorical", ())),
-                         tuple(t.get("exclude", ())), tuple(t.get("numeric", ())))
+        ml = t.get("multi_label", {})
+        if not isinstance(ml, dict) or not all(isinstance(v, str) for v in ml.values()):
+            raise DataError(f"{name}.multi_label must be a table of column = \"separator\" strings, got {ml!r}",
+                            path=path, column="multi_label")
+        return TableSpec(dict(ml), _names(t, "categorical", name, path), _names(t, "exclude", name, path),
+                         _names(t, "numeric", name, path))
 
-    return DatasetSpec(float(inter.get("rating_offset", 2.0)), float(inter.get("positive_threshold", 0.0)),
-                       inter.get("weight"), table("items"), table("users"))
+    weight = inter.get("weight")
+    if weight is not None and not isinstance(weight, str):
+        raise DataError(f"interactions.weight must be a column name (a string), got {weight!r}", path=path,
+                        column="weight")
+    return DatasetSpec(_number(inter, "rating_offset", 2.0, path), _number(inter, "positive_threshold", 0.0, path),
+                       weight, table("items"), table("users"))
+
+
+def _number(section: dict[str, Any], key: str, default: float, path: Path) -> float:
+    """A finite TOML number (``rating_offset = "two"`` is an error naming the key, not a traceback)."""
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise DataError(f"interactions.{key} must be a finite number, got {value!r}", path=path, column=key)
+    return float(value)
+
+
+def _names(section: dict[str, Any], key: str, table: str, path: Path) -> tuple[str, ...]:
+    """A list of column names; a bare string (``categorical = "categories"``) is an error, not 10 columns."""
+    value = section.get(key, [])
+    if isinstance(value, str):
+        raise DataError(f"{table}.{key} must be a list of column names, e.g. {key} = [{value!r}]; got the string "
+                        f"{value!r}", path=path, column=key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DataError(f"{table}.{key} must be a list of column names, got {value!r}", path=path, column=key)
+    return tuple(value)
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -201,6 +230,20 @@ def _coerce_numeric(df: pd.DataFrame, path: Path, spec: TableSpec) -> None:
         df[col] = values
 
 
+MAX_FEATURE_ABS = 1e15  # beyond this, standardising a float32 column overflows and zeroes it
+
+
+def _check_magnitude(df: pd.DataFrame, path: Path, col: str) -> None:
+    """A numeric feature may be missing (NaN: the nan policy decides) but never infinite or astronomically large
+    (one -1e300 zeroed a whole standardised column)."""
+    values = df[col].to_numpy(dtype=float)
+    bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > MAX_FEATURE_ABS)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"feature value {values[i]!r} is infinite or beyond +-{MAX_FEATURE_ABS:g} "
+                        f"({int(bad.sum())} such rows), e.g. {_example(df, i)}", path=path, row=i, column=col)
+
+
 def _check_feature_columns(df: pd.DataFrame, path: Path, spec: TableSpec, id_col: str) -> None:
     """Every string column must be declared (multi_label/categorical) or excluded: no silent drop."""
     _coerce_numeric(df, path, spec)
@@ -209,6 +252,8 @@ def _check_feature_columns(df: pd.DataFrame, path: Path, spec: TableSpec, id_col
         if col not in df.columns:
             raise DataError("declared in dataset.toml but not in the table", path=path, column=col)
     for col in df.columns:
+        if pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col]) and col != id_col:
+            _check_magnitude(df, path, str(col))
         if col in declared or pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
             continue
         sample = df[col].dropna()
@@ -217,19 +262,39 @@ def _check_feature_columns(df: pd.DataFrame, path: Path, spec: TableSpec, id_col
                         path=path, column=str(col))
 
 
+_EPOCH_RANGE = (-1e10, 1e11)  # plausible epoch seconds: years 1653..5138
+_UNITS = ((1e11, 1e14, 1e3, "milliseconds"), (1e14, 1e17, 1e6, "microseconds"), (1e17, 1e20, 1e9, "nanoseconds"))
+
+
 def _parse_timestamps(inter: pd.DataFrame, path: Path) -> None:
+    """Epoch numbers (seconds; milliseconds/micro/nanoseconds detected by magnitude, with a warning) or ISO dates.
+
+    A value that is neither, or out of the plausible range (``1e30`` used to wrap to int64 min), is an error
+    naming its row.
+    """
     ts = inter[S.TIMESTAMP]
-    if pd.api.types.is_numeric_dtype(ts):
-        values = pd.to_numeric(ts, errors="coerce")
-    else:
-        parsed = pd.to_datetime(ts, errors="coerce", utc=True, format="mixed")
-        values = pd.Series(_epoch_seconds(parsed), index=ts.index)
-    bad = values.isna().to_numpy()
+    values = pd.to_numeric(ts, errors="coerce").to_numpy(dtype=float, copy=True)
+    if not pd.api.types.is_numeric_dtype(ts):  # ISO dates, possibly mixed with epoch numbers
+        text = ~np.isfinite(values) & ts.notna().to_numpy()
+        if text.any():
+            parsed = pd.to_datetime(ts[text], errors="coerce", utc=True, format="mixed")
+            values[text] = _epoch_seconds(parsed)
+    finite = np.isfinite(values)
+    if finite.any():
+        median = float(np.median(np.abs(values[finite])))
+        for low, high, factor, unit in _UNITS:
+            if low <= median < high:
+                warnings.warn(f"{path}: column {S.TIMESTAMP!r} looks like epoch {unit} (median {median:.0f}); "
+                              f"divided by {factor:g} to get seconds", GeotowerWarning, stacklevel=4)
+                values = values / factor
+                break
+    bad = ~np.isfinite(values) | (values < _EPOCH_RANGE[0]) | (values >= _EPOCH_RANGE[1])
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"timestamp must be epoch seconds or an ISO date, e.g. {_example(inter, i)}",
-                        path=path, row=i, column=S.TIMESTAMP)
-    inter[S.TIMESTAMP] = values.to_numpy().astype(np.int64)
+        raise DataError(f"timestamp must be epoch seconds or an ISO date (years 1653..5138; "
+                        f"{int(bad.sum())} bad rows), e.g. {_example(inter, i)}", path=path, row=i,
+                        column=S.TIMESTAMP)
+    inter[S.TIMESTAMP] = np.floor(values).astype(np.int64)
 
 
 def _epoch_seconds(parsed: pd.Series) -> np.ndarray:

@@ -9,13 +9,23 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_K = 1000
 MAX_ID_LEN = 256
 MAX_LIKED = 1000
 
-ItemId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN)]
+def _valid_text(value: str) -> str:
+    """Refuse text that is not valid Unicode (a lone surrogate from a JSON ``\\udc80`` escape): a 422, not a 500."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogate)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_text)]
+ItemId = Annotated[Text, Field(min_length=1, max_length=MAX_ID_LEN)]
 Lat = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False, description="latitude in degrees")]
 Lon = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False, description="longitude in degrees")]
 Radius = Annotated[float, Field(gt=0.0, allow_inf_nan=False, description="radius in km around (lat, lon)")]
@@ -44,7 +54,7 @@ class RecommendRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: Annotated[str | None, Field(max_length=MAX_ID_LEN, description="a trained user's id")] = None
+    user_id: Annotated[Text | None, Field(max_length=MAX_ID_LEN, description="a trained user's id")] = None
     liked: Annotated[list[ItemId], Field(max_length=MAX_LIKED, description="item ids the user likes")] = []
     k: Annotated[int, Field(ge=1, le=MAX_K, description="how many places to return")] = 10
     lat: Lat | None = None

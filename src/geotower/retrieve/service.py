@@ -4,7 +4,10 @@ Everything is loaded once, when the app is created: the model bundle (its data f
 dataset folder is present), the catalog with added items, the saved index (checked against the embeddings it was
 built from) and the static files of the map page (read into memory, so no request value ever reaches a file path).
 Routes are thin: they turn validated request models into a :class:`Query` and the result into response models.
-Library errors become HTTP codes here: unknown ids 404, other bad input 422.
+Library errors become HTTP codes here: unknown ids 404, other bad input 422 (NaN, infinity, lone surrogates
+included: error bodies never echo the input, so they always encode). Every response carries the usual security
+headers, and a request whose ``Host`` is not the bound host, a loopback name or ``serve.allowed_hosts`` gets a 400
+(a DNS-rebinding page cannot read the API).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import mimetypes
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,8 +45,13 @@ STATIC_DIR = Path(__file__).parent / "static"
 # Swagger UI 5 (renders OpenAPI 3.1) as shipped by the fastapi-offline package, so /docs needs no CDN
 _SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 # the map page may load only what this service serves (Leaflet sets inline styles; its CSS uses data: images)
-_PAGE_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'"
+_PAGE_CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+             "frame-ancestors 'none'; base-uri 'none'")
 _NOT_FOUND = {404: {"model": M.ErrorResponse, "description": "unknown user or item"}}
+_SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                     "X-Frame-Options": "DENY", "Cross-Origin-Resource-Policy": "same-origin"}
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _load_bundle(run_dir: Path) -> BundleLike:
@@ -65,13 +73,15 @@ def _read_static(folder: Path) -> dict[str, tuple[bytes, str]]:
 
 
 def create_app(run_dir: str | Path, loader: Callable[[Path], BundleLike] | None = None,
-               exact_max_items: int | None = None) -> FastAPI:
+               exact_max_items: int | None = None, allowed_hosts: Sequence[str] | None = None) -> FastAPI:
     """Build the service for ``run_dir``.
 
     Args:
         run_dir: a run written by ``geotower train`` (and optionally ``geotower index``).
         loader: how to load the bundle; default ``geotower.model.bundle.load_bundle(run_dir, verify_data=True)``.
         exact_max_items: catalog size up to which an in-memory index is exact (only used without a saved index).
+        allowed_hosts: ``Host`` names answered (port ignored); default the loopback names plus the run
+            config's ``serve.allowed_hosts``; ``["*"]`` turns the check off.
 
     Raises:
         ArtifactError: missing or mismatching artifacts (data fingerprint, stale index).
@@ -86,18 +96,63 @@ def create_app(run_dir: str | Path, loader: Callable[[Path], BundleLike] | None 
     app = FastAPI(title="geotower", version="1", description="Geo-aware two-tower place recommendations.",
                   docs_url=None, redoc_url=None)  # /docs is served below from packaged files, not a CDN
     app.state.recommender = rec
+    if allowed_hosts is None:
+        cfg = getattr(bundle, "config", None)
+        allowed_hosts = [*LOOPBACK_HOSTS, *(cfg.serve.allowed_hosts if cfg is not None else ())]
+    _add_guards(app, allowed_hosts)
     _add_error_handlers(app)
     _add_api_routes(app, rec, meta)
     _add_page_routes(app, _read_static(STATIC_DIR))
     return app
 
 
-def _unprocessable(loc: list[str], msg: str, kind: str) -> JSONResponse:
+def _safe_text(value: Any) -> str:
+    """Text that always encodes as UTF-8 JSON (lone surrogates and control bytes escaped)."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unprocessable(loc: list[Any], msg: str, kind: str) -> JSONResponse:
     """A 422 in FastAPI's validation-error shape, so every 422 of the API matches its documented schema."""
-    return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=422)
+    detail = [{"loc": [_safe_text(p) if isinstance(p, str) else p for p in loc], "msg": _safe_text(msg),
+               "type": _safe_text(kind)}]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header without its port: ``[::1]:8000`` -> ``::1``, ``a.b:80`` -> ``a.b``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def _add_guards(app: FastAPI, allowed_hosts: Sequence[str]) -> None:
+    """Host check (DNS rebinding) and security headers on every response, errors included."""
+    allowed = {h.lower().strip("[]") for h in allowed_hosts}
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        host = host_name(request.headers.get("host", ""))
+        if "*" not in allowed and host not in allowed:
+            response: Response = JSONResponse({"detail": "Host not allowed; start serve with --allow-host "
+                                               "or set serve.allowed_hosts"}, status_code=400)
+        else:
+            response = await call_next(request)
+        for name, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Content-Security-Policy", _API_CSP)
+        return response
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 without the echoed input (NaN or a lone surrogate there made the encoder fail: 500)."""
+        detail = [{"loc": [_safe_text(p) if isinstance(p, str) else p for p in e.get("loc", ())],
+                   "msg": _safe_text(e.get("msg", "invalid")), "type": _safe_text(e.get("type", "value_error"))}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:  # FastAPI's "error parsing the body": malformed input is a 422 in this API
@@ -106,11 +161,13 @@ def _add_error_handlers(app: FastAPI) -> None:
             methods = {m for r in app.router.routes if isinstance(r, Route) and r.methods
                        and r.matches(request.scope)[0] != Match.NONE for m in r.methods}
             return JSONResponse({"detail": exc.detail}, status_code=405, headers={"Allow": ", ".join(sorted(methods))})
+        if isinstance(exc.detail, str):
+            return JSONResponse({"detail": _safe_text(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(UnknownIdError)
     async def _unknown(_: Request, exc: UnknownIdError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=404)
+        return JSONResponse({"detail": _safe_text(exc.message)}, status_code=404)
 
     @app.exception_handler(DataError)
     async def _bad_input(_: Request, exc: DataError) -> JSONResponse:
@@ -160,8 +217,9 @@ def _add_api_routes(app: FastAPI, rec: Recommender, meta: dict[str, Any]) -> Non
         _check_user(rec, body.user_id, body.liked)
         return _response(rec, rec.recommend(_to_query(body)))
 
-    @app.get("/items/{item_id}", response_model=M.ItemInfo, responses=_NOT_FOUND, tags=["catalog"])
+    @app.get("/items/{item_id:path}", response_model=M.ItemInfo, responses=_NOT_FOUND, tags=["catalog"])
     async def get_item(item_id: Annotated[str, PathParam(max_length=M.MAX_ID_LEN)]) -> M.ItemInfo:
+        """One place by id (an id may contain ``/``: ``/items/a/b`` is the id ``a/b``)."""
         return M.ItemInfo(**rec.item_record(int(rec.item_rows([item_id])[0])))
 
     @app.get("/items", response_model=M.ItemsPage, tags=["catalog"])
