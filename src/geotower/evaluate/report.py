@@ -85,14 +85,12 @@ def write_report(out_dir: str | Path, rows: list[ModelResult], k: int, summary: 
 
 def write_chart(path: str | Path, rows: list[ModelResult], k: int) -> Path:
     """Grouped bars of NDCG@K and Recall@K per model (PNG, Agg backend, atomic write)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (a notebook's) alone
 
     shown = [r for r in rows if r.metrics]
     x = np.arange(len(shown))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(shown) + 2), 3.6))
+    fig = Figure(figsize=(max(5.0, 1.3 * len(shown) + 2), 3.6))
+    ax = fig.subplots()
     for offset, metric in ((-0.2, "ndcg"), (0.2, "recall")):
         ax.bar(x + offset, [r.metrics[metric] for r in shown], width=0.4, label=f"{_LABELS[metric]}@{k}")
     ax.set_xticks(x, [r.name for r in shown], rotation=20, ha="right")
@@ -101,7 +99,6 @@ def write_chart(path: str | Path, rows: list[ModelResult], k: int) -> Path:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     return artifacts.write_bytes(path, buf.getvalue())
 
 

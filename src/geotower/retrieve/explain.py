@@ -7,7 +7,8 @@ A score is ``<u, v>`` (+ the trend prior column). With linear towers both sides 
   score due to liked place ``h`` is exactly ``scale * <A_h, v> / (|H| ||z_u||)``;
 * item: ``z_v = W_v x_v + b_v + id_v`` over the place's encoded features ``x_v`` (standardised OSM surroundings
   counts/lengths/areas, categories, grid cells), so feature ``j`` contributes exactly
-  ``<u, W_v[:, j]> x_vj / ||z_v||``.
+  ``<u, W_v[:, j]> x_vj / ||z_v||``. ``features`` lists the top surroundings/content features; the grid cells and
+  coordinate encodings are summed into ``location``, the learned place-ID embedding into ``identity``.
 
 An ensemble sums the members' parts (each member's user block carries ``1 / members``). With hidden layers
 (``model.n_layers > 0``) the decomposition is not exact: liked places are then ranked by the dot product of their
@@ -181,8 +182,12 @@ class Explainer:
             else round(float(distance_km[j]), 3)
         features = []
         if feat is not None and trained:
-            order = np.argsort(-feat[j], kind="stable")
-            for g in order[:TOP]:
+            is_loc = np.array([n.startswith("location") for n in fnames])
+            reasons["location"] = round(float(feat[j, is_loc].sum()), 4)  # grid cells + coordinate encodings
+            reasons["identity"] = round(float(feat[j, fnames.index("place identity (learned from visits)")]), 4)
+            own = ~is_loc & ~np.isin(fnames, ["place identity (learned from visits)", "baseline"])
+            cand = np.flatnonzero(own)
+            for g in cand[np.argsort(-feat[j, cand], kind="stable")][:TOP]:
                 if feat[j, g] <= 0:
                     break
                 entry: dict[str, Any] = {"feature": fnames[g], "contribution": round(float(feat[j, g]), 4)}
@@ -202,7 +207,9 @@ def _text(r: dict[str, Any]) -> str:
         bits.append("like " + ", ".join(liked[:2]) + " you liked")
     if r["features"]:
         feats = [f["feature"] + (f" ({f['value_sd']:+.1f} sd)" if "value_sd" in f else "") for f in r["features"]]
-        bits.append("its surroundings: " + ", ".join(feats[:2]))
+        bits.append("its features: " + ", ".join(feats[:2]))
+    if r.get("location") is not None and r["location"] > 0.3:
+        bits.append("its location")
     if r.get("popularity") is not None and r["popularity"] > 0.5:
         bits.append("popular lately")
     if r["distance_km"] is not None:
