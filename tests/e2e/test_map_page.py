@@ -162,3 +162,22 @@ def test_docs_page_renders_from_packaged_swagger(browser, base_url: str) -> None
     assert "/recommend" in driver.find_element(By.CSS_SELECTOR, ".swagger-ui").text
     resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert all(url.startswith(base_url) for url in resources), resources
+
+
+def test_report_html_renders_offline_with_inlined_plots(browser, base_url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    from geotower.pipeline.evaluate import evaluate_run
+
+    run = Path(base_url_dir()) / "run"
+    test = Path(base_url_dir()) / "later.csv"  # one later visit per trained user, next to their own cafes
+    test.write_text("user_id,item_id,rating,timestamp\n" + "".join(
+        f"u{u},p{(3 * u + 9 + u % 3) % 40},5,1700000000\n" for u in range(8)))
+    res = evaluate_run(run, test_file=test, progress=False)
+    driver = browser
+    driver.get(res.paths["html"].as_uri())
+    widths = driver.execute_script("return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
+    assert len(widths) == 2 and min(widths) > 300  # the model chart and the breakdown chart, both decoded
+    bands = driver.find_element(By.ID, "bands").text
+    assert "user activity" in bands and "item popularity" in bands and "distance from home" in bands
+    driver.save_screenshot(str(Path(base_url_dir()) / "report.png"))
