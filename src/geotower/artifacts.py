@@ -269,11 +269,18 @@ class RunManifest:
         data, dataset_dir = raw.pop("data", {}), raw.pop("dataset_dir", None)
         if not isinstance(data, dict) or not (dataset_dir is None or isinstance(dataset_dir, str)):
             raise ArtifactError(f"{path}: 'data' must be an object and 'dataset_dir' a string")
-        versions = {k: raw.pop(k) for k in ("geotower", "python", "numpy", "pandas", "torch") if k in raw}
+        versions = {k: raw.pop(k) for k in ("geotower", "python", "numpy", "pandas", "torch", *_DISTRIBUTIONS)
+                    if k in raw}
         return cls(data, dataset_dir, {k: str(v) for k, v in versions.items()}, raw, MANIFEST_FORMAT)
 
 
+_DISTRIBUTIONS = ("faiss-cpu", "implicit", "duckdb", "shapely", "pyarrow", "scipy")  # recorded when installed
+
+
 def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a run's numbers (read from package metadata: nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     from geotower import __version__
 
     versions = {"geotower": __version__, "python": platform.python_version(), "numpy": np.__version__,
@@ -284,6 +291,11 @@ def library_versions() -> dict[str, str]:
         versions["torch"] = torch.__version__
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+    for dist in _DISTRIBUTIONS:
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
     return versions
 
 

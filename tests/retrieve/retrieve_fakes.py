@@ -69,10 +69,11 @@ def make_bundle(run_dir: Path) -> FakeBundle:
                       np.array([5, 3, 8, 1, 0, 2, 2, 4], dtype=np.float64))
 
 
-def make_tiny_run(root: Path) -> Path:
+def make_tiny_run(root: Path, origin: tuple[float, float] = (39.95, -75.17)) -> Path:
     """A real run (``train_run`` on 40 cafes x 10 users, 2 epochs, small towers): about 5 s on 2 cores.
 
-    Cafes sit on an 8 x 5 grid with 0.002 deg steps around (39.95, -75.17); user u trains on 8 cafes from 3u on.
+    Cafes sit on an 8 x 5 grid with 0.002 deg steps from ``origin`` (default (39.95, -75.17)); user u trains on 8
+    cafes from 3u on.
     Built once per ``root`` (pass the session's base temp folder to share it between test modules).
     """
     if (root / "run" / "manifest.json").exists():
@@ -84,7 +85,7 @@ def make_tiny_run(root: Path) -> Path:
     n_items, n_users = 40, 10
     grid = np.arange(n_items)
     items = pd.DataFrame({"item_id": [f"p{i}" for i in grid], "name": [f"Cafe {i}" for i in grid],
-                          "lat": 39.95 + 0.002 * (grid // 8), "lon": -75.17 + 0.002 * (grid % 8),
+                          "lat": origin[0] + 0.002 * (grid // 8), "lon": origin[1] + 0.002 * (grid % 8),
                           "stars": 1.0 + (grid % 5)})
     inter = pd.DataFrame([(f"u{u}", f"p{(3 * u + j) % n_items}", 5.0, 1_600_000_000 + 3600 * (10 * u + j))
                           for u in range(n_users) for j in range(8)],

@@ -35,13 +35,11 @@ def plot_recommendations_map(
         background: line coordinate arrays ``(n, 2)`` as (lon, lat), e.g. roads, drawn thin underneath.
         home: the user's (lat, lon) when known (simulated data), drawn as a house marker.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (a notebook's) alone
 
-    fig, ax = plt.subplots(figsize=(8, 8), dpi=110)
+    fig = Figure(figsize=(8, 8), dpi=110)
+    ax = fig.subplots()
     if len(background):
         ax.add_collection(LineCollection(list(background), colors="#d0d0d0", linewidths=0.5, zorder=0))
     ax.scatter(items["lon"], items["lat"], s=6, c="#9a9a9a", label="places", zorder=1)
@@ -64,5 +62,4 @@ def plot_recommendations_map(
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     artifacts.write_with(path, lambda p: fig.savefig(p, format="png"))
-    plt.close(fig)
     return Path(path)

@@ -60,39 +60,45 @@ def markdown_table(rows: list[ModelResult], k: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out_dir: str | Path, rows: list[ModelResult], k: int, summary: dict[str, Any]) -> dict[str, Path]:
-    """Write ``metrics.json``, ``report.md`` and ``metrics.png`` into ``out_dir``.
+def write_report(out_dir: str | Path, rows: list[ModelResult], k: int, summary: dict[str, Any],
+                 bands: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+    """Write ``metrics.json``, ``report.md``, ``metrics.png`` and the self-contained ``report.html``.
 
     Args:
         out_dir: the run's ``eval/`` folder.
         rows: geotower first, then the baselines.
         k: the cut-off the metrics were computed at.
         summary: protocol facts for the header (users, cold users, unknown ids, split, test source).
+        bands: geotower's metrics by user activity / item popularity / distance (:func:`breakdowns`).
 
     Returns:
-        {"json", "markdown", "chart"} -> written paths.
+        {"json", "markdown", "chart", "html"} -> written paths.
     """
     out = Path(out_dir)
-    payload = {"k": k, **summary, "models": [asdict(r) for r in rows]}
+    payload = {"k": k, **summary, "models": [asdict(r) for r in rows], "breakdowns": bands or []}
     paths = {"json": artifacts.write_json(out / METRICS_JSON, payload)}
     header = [f"# Evaluation at K={k}", ""]
     header += [f"- {key.replace('_', ' ')}: {value}" for key, value in summary.items()]
     text = "\n".join(header) + "\n\n" + markdown_table(rows, k)
+    if bands:
+        text += ("\n## geotower by band (mean +- standard error)\n\n| by | band | n | mean | s.e. | unit |\n"
+                 "|---|---|---|---|---|---|\n")
+        text += "".join(f"| {b['by']} | {b['band']} | {b['n']} | {b['mean']:.4f} | {b['se']:.4f} | {b['unit']} |"
+                        "\n" for b in bands)
     paths["markdown"] = artifacts.write_text(out / REPORT_MD, text)
     paths["chart"] = write_chart(out / CHART_PNG, rows, k)
+    paths["html"] = write_html(out / REPORT_HTML, rows, k, summary, bands)
     return paths
 
 
 def write_chart(path: str | Path, rows: list[ModelResult], k: int) -> Path:
     """Grouped bars of NDCG@K and Recall@K per model (PNG, Agg backend, atomic write)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (a notebook's) alone
 
     shown = [r for r in rows if r.metrics]
     x = np.arange(len(shown))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(shown) + 2), 3.6))
+    fig = Figure(figsize=(max(5.0, 1.3 * len(shown) + 2), 3.6))
+    ax = fig.subplots()
     for offset, metric in ((-0.2, "ndcg"), (0.2, "recall")):
         ax.bar(x + offset, [r.metrics[metric] for r in shown], width=0.4, label=f"{_LABELS[metric]}@{k}")
     ax.set_xticks(x, [r.name for r in shown], rotation=20, ha="right")
@@ -101,7 +107,6 @@ def write_chart(path: str | Path, rows: list[ModelResult], k: int) -> Path:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     return artifacts.write_bytes(path, buf.getvalue())
 
 
@@ -122,3 +127,168 @@ def log_tensorboard(tb_dir: str | Path, rows: list[ModelResult], k: int, step: i
     finally:
         writer.close()
     return True
+
+
+# --- breakdowns: where the model is good and where not ---------------------------------------------
+REPORT_HTML = "report.html"
+DISTANCE_BANDS_KM = (0.5, 2.0, 5.0)  # held-out visits by distance from the user's home area
+
+
+def _se(x: np.ndarray) -> float:
+    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+def _band_rows(label: str, values: np.ndarray, bands: np.ndarray, names: list[str], unit: str) -> list[dict]:
+    rows = []
+    for b, name in enumerate(names):
+        x = values[bands == b]
+        if len(x):
+            rows.append({"by": label, "band": name, "n": int(len(x)), "unit": unit, "mean": float(x.mean()),
+                         "se": _se(x)})
+    return rows
+
+
+def _haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+def breakdowns(topk: np.ndarray, truth: Any, train_pos: Any, k: int, lat: np.ndarray | None = None,
+               lon: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Metrics by user activity, item popularity and distance from home, each band with its standard error.
+
+    Args:
+        topk: (n, >=k) ranked item indices of the n evaluated users (train-seen items already excluded).
+        truth: (n, n_items) CSR of their held-out positives (not seen in training).
+        train_pos: (n, n_items) CSR of their train positives (activity, popularity, home area).
+        lat, lon: (n_items,) item coordinates, for the distance bands (None: no distance bands).
+
+    Returns:
+        Rows ``{by, band, n, unit, mean, se}``: NDCG@K per user for activity; the share of held-out visits that
+        made the top K (a per-visit recall) for popularity and distance.
+    """
+    import scipy.sparse as sp
+
+    truth, train_pos = sp.csr_matrix(truth), sp.csr_matrix(train_pos)
+    n, n_items = truth.shape
+    top = np.asarray(topk)[:, :k].astype(np.int64)
+    rel_rows = np.repeat(np.arange(n), np.diff(truth.indptr))
+    rel_items = truth.indices.astype(np.int64)
+    top_keys = np.sort((np.arange(n)[:, None] * n_items + top).ravel())
+    pair_keys = rel_rows * n_items + rel_items
+    pos = np.minimum(np.searchsorted(top_keys, pair_keys), max(len(top_keys) - 1, 0))
+    pair_hit = (top_keys[pos] == pair_keys).astype(np.float64) if len(top_keys) else np.zeros(len(pair_keys))
+    # per-user NDCG@K (binary gains), as in topk_metrics
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ranks_hit = np.zeros((n, k))
+    key_rank = (np.arange(n)[:, None] * n_items + top)
+    sorted_pairs = np.sort(pair_keys)
+    p2 = np.minimum(np.searchsorted(sorted_pairs, key_rank), max(len(sorted_pairs) - 1, 0))
+    ranks_hit = (sorted_pairs[p2] == key_rank) if len(sorted_pairs) else ranks_hit.astype(bool)
+    n_rel = np.diff(truth.indptr)
+    ideal = np.cumsum(discount)[np.clip(np.minimum(n_rel, k), 1, k) - 1]
+    ndcg = (ranks_hit @ discount) / ideal
+    activity = np.diff(train_pos.indptr)
+    edges = np.unique(np.quantile(activity, [1 / 3, 2 / 3]).round())
+    act_band = np.searchsorted(edges, activity, side="right")
+    bounds = [0, *edges.astype(int).tolist(), int(activity.max())]
+    act_names = [f"{bounds[i] + (1 if i else 0)}-{bounds[i + 1]} train visits" if i < len(edges) else
+                 f">{bounds[i]} train visits" for i in range(len(edges) + 1)]
+    out = _band_rows("user activity", ndcg, act_band, act_names, f"NDCG@{k} per user")
+    pop = np.asarray((train_pos > 0).sum(axis=0)).ravel()  # train users per item
+    order = np.argsort(-pop, kind="stable")
+    rank = np.empty(n_items, np.int64)
+    rank[order] = np.arange(n_items)
+    item_band = np.where(rank < 0.1 * n_items, 0, np.where(rank < 0.5 * n_items, 1, 2))
+    out += _band_rows("item popularity", pair_hit, item_band[rel_items],
+                      ["head (top 10 % of places)", "torso (next 40 %)", "tail (last 50 %)"],
+                      f"held-out visits in the top {k}")
+    if lat is not None and lon is not None and np.isfinite(lat).any():
+        w = train_pos.copy()
+        w.data = np.ones_like(w.data)
+        cnt = np.maximum(np.asarray(w.sum(axis=1)).ravel(), 1)
+        lat0, lon0 = np.nan_to_num(lat), np.nan_to_num(lon)
+        home_lat, home_lon = (w @ lat0) / cnt, (w @ lon0) / cnt  # the mean of the user's train places
+        dist = _haversine_km(home_lat[rel_rows], home_lon[rel_rows], lat0[rel_items], lon0[rel_items])
+        names = [f"< {DISTANCE_BANDS_KM[0]:g} km"] + [f"{a:g}-{b:g} km" for a, b in
+                                                      zip(DISTANCE_BANDS_KM, DISTANCE_BANDS_KM[1:], strict=False)]
+        names.append(f"> {DISTANCE_BANDS_KM[-1]:g} km")
+        out += _band_rows("distance from home", pair_hit, np.searchsorted(DISTANCE_BANDS_KM, dist), names,
+                          f"held-out visits in the top {k}")
+    return out
+
+
+def _png(fig: Any) -> str:
+    import base64
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def breakdown_chart(rows: list[dict[str, Any]]) -> Any:
+    """One panel per breakdown: bars with +-1 standard error."""
+    from matplotlib.figure import Figure
+
+    groups = list(dict.fromkeys(r["by"] for r in rows))
+    fig = Figure(figsize=(4.2 * max(len(groups), 1), 3.4))
+    axes = np.atleast_1d(fig.subplots(1, max(len(groups), 1)))
+    for ax, g in zip(axes, groups, strict=False):
+        sub = [r for r in rows if r["by"] == g]
+        x = np.arange(len(sub))
+        ax.bar(x, [r["mean"] for r in sub], yerr=[0 if np.isnan(r["se"]) else r["se"] for r in sub], capsize=4,
+               color="#4c78a8")
+        ax.set_xticks(x, [f"{r['band']}\n(n={r['n']})" for r in sub], fontsize=7)
+        ax.set_title(f"by {g}", fontsize=10)
+        ax.set_ylabel(sub[0]["unit"], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_html(path: str | Path, rows: list[ModelResult], k: int, summary: dict[str, Any],
+               bands: list[dict[str, Any]] | None = None) -> Path:
+    """A self-contained report: the comparison table and charts inlined as base64 PNGs (opens offline)."""
+    import html
+
+    from matplotlib.figure import Figure
+
+    shown = [r for r in rows if r.metrics]
+    fig = Figure(figsize=(max(5.0, 1.3 * len(shown) + 2), 3.6))
+    ax = fig.subplots()
+    x = np.arange(len(shown))
+    for offset, metric in ((-0.2, "ndcg"), (0.2, "recall")):
+        ax.bar(x + offset, [r.metrics[metric] for r in shown], width=0.4, label=f"{_LABELS[metric]}@{k}")
+    ax.set_xticks(x, [r.name for r in shown], rotation=20, ha="right")
+    ax.legend()
+    fig.tight_layout()
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["model", *(f"{_LABELS[m]}@{k}" for m in METRIC_NAMES),
+                                                             "fit s", "params"])
+    body = ""
+    for r in rows:
+        cells = [f"{r.metrics[m]:.4f}" for m in METRIC_NAMES] if r.metrics else ["-"] * len(METRIC_NAMES)
+        fit = "-" if r.fit_s is None else f"{r.fit_s:.2f}"
+        body += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in [r.name, *cells, fit,
+                                                                       _fmt_params(r.params) + r.note]) + "</tr>"
+    facts = "".join(f"<li>{html.escape(str(key).replace('_', ' '))}: {html.escape(str(v))}</li>"
+                    for key, v in summary.items())
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>geotower evaluation at K={k}</title>",
+             "<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1100px}table{border-collapse:"
+             "collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:"
+             "left}img{max-width:100%}</style></head><body>",
+             f"<h1>Evaluation at K={k}</h1><ul>{facts}</ul>",
+             f"<table id='models'><tr>{head}</tr>{body}</table>",
+             f"<h2>Models side by side</h2><img id='chart' alt='NDCG and recall per model' "
+             f"src='data:image/png;base64,{_png(fig)}'>"]
+    if bands:
+        brow = "".join(f"<tr><td>{html.escape(b['by'])}</td><td>{html.escape(b['band'])}</td><td>{b['n']}</td>"
+                       f"<td>{b['mean']:.4f}</td><td>{b['se']:.4f}</td><td>{html.escape(b['unit'])}</td></tr>"
+                       for b in bands)
+        parts += ["<h2>geotower by user activity, item popularity and distance from home</h2>",
+                  "<p>Bands with their standard errors (per user for activity, per held-out visit otherwise); the "
+                  "home area is the mean position of the user's training places.</p>",
+                  f"<img id='breakdown' alt='breakdowns' src='data:image/png;base64,{_png(breakdown_chart(bands))}'>",
+                  "<table id='bands'><tr><th>by</th><th>band</th><th>n</th><th>mean</th><th>s.e.</th><th>unit</th>"
+                  f"</tr>{brow}</table>"]
+    parts.append("</body></html>")
+    return artifacts.write_text(path, "".join(parts))

@@ -121,7 +121,10 @@ def read_spec(path: Path | None) -> DatasetSpec:
         raise DataError(f"invalid TOML: {exc}", path=path) from None
     allowed = {"interactions": {"rating_offset", "positive_threshold", "weight"},
                "items": {"multi_label", "categorical", "exclude", "numeric"},
-               "users": {"multi_label", "categorical", "exclude", "numeric"}}
+               "users": {"multi_label", "categorical", "exclude", "numeric"},
+               # the column mapping of `prepare checkins` (checked by geotower.ingest.checkins)
+               "checkins": {"preset", "user", "item", "time", "lat", "lon", "rating", "category", "sep",
+                            "time_format", "pois"}}
     for section, values in raw.items():
         if section not in allowed or not isinstance(values, dict):
             raise DataError(f"unknown section [{section}]; allowed: {', '.join(allowed)}", path=path)

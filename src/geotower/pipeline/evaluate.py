@@ -26,8 +26,15 @@ from geotower import schema as S
 from geotower.config import PRESETS, RunConfig, from_dict
 from geotower.errors import ArtifactError, DataError, GeotowerError, GeotowerWarning
 from geotower.evaluate import baselines as B
-from geotower.evaluate.metrics import block_batch_size, check_k, evaluate_embeddings, evaluate_scorer, ground_truth
-from geotower.evaluate.report import ModelResult, log_tensorboard, write_report
+from geotower.evaluate.metrics import (
+    block_batch_size,
+    check_k,
+    evaluate_embeddings,
+    evaluate_scorer,
+    ground_truth,
+    rank_topk,
+)
+from geotower.evaluate.report import ModelResult, breakdowns, log_tensorboard, write_report
 from geotower.ingest.dataset import Dataset, load_dataset, read_interactions
 from geotower.ingest.protocol import carve_validation, known_users, pair_csr, split
 from geotower.model.bundle import load_bundle
@@ -209,6 +216,17 @@ def _geotower_row(run_dir: Path, manifest: dict[str, Any], proto: HeldOut, k: in
     return _model_row("geotower", bundle, proto, k, progress, manifest.get("wall_time_s"), params, "geotower")
 
 
+def _geotower_bands(run_dir: Path, proto: HeldOut, ds: Dataset, k: int) -> list[dict[str, Any]]:
+    """geotower's metrics by user activity, item popularity and distance from home (report.html, report.md)."""
+    user_emb, item_emb = _embedding_matrices("geotower", load_bundle(run_dir), proto)
+    users, step = proto.users, proto.batch_size
+    topk = np.vstack([rank_topk(user_emb[users[s:s + step]] @ item_emb.T, proto.seen[users[s:s + step]], k)
+                      for s in range(0, len(users), step)])
+    coords = ds.items[[S.LAT, S.LON]].to_numpy(float) if ds.has_coordinates else None
+    return breakdowns(topk, ground_truth(proto.relevant, proto.seen)[users], proto.train_pos[users], k,
+                      None if coords is None else coords[:, 0], None if coords is None else coords[:, 1])
+
+
 def _validation(train: pd.DataFrame, proto: HeldOut, cfg: RunConfig) -> tuple[sp.csr_matrix, ...]:
     """Validation carved from the train rows exactly as training does (``protocol.carve_validation``)."""
     fit_rows, val_rows, _ = carve_validation(train, cfg)
@@ -334,7 +352,7 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, test_file: str | Pat
         rows += _baseline_rows(run, cfg, manifest, train, proto, k, progress, grids)
     result = EvalResult(run, k, rows, len(proto.users), proto.cold_users, unknown_users, unknown_items, len(test),
                         source)
-    result.paths = write_report(run / EVAL_DIR, rows, k, result.summary())
+    result.paths = write_report(run / EVAL_DIR, rows, k, result.summary(), _geotower_bands(run, proto, ds, k))
     log_tensorboard(run / "tb", rows, k, int(manifest.get("best_epoch", 0) or 0))
     return result
 

@@ -6,7 +6,7 @@ names the field, the OpenAPI schema documents the limits, and the handlers only 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -47,6 +47,7 @@ QLat = Annotated[float | None, Query(ge=-90.0, le=90.0, allow_inf_nan=False, des
 QLon = Annotated[float | None, Query(ge=-180.0, le=180.0, allow_inf_nan=False, description="longitude in degrees")]
 QRadius = Annotated[float | None, Query(gt=0.0, allow_inf_nan=False, description="radius in km around (lat, lon)")]
 QExcludeSeen = Annotated[bool, Query(description="leave out places the user interacted with in training")]
+QExplain = Annotated[bool, Query(description="add `reasons` to every place: liked places, distance, surroundings")]
 
 
 class RecommendRequest(BaseModel):
@@ -61,6 +62,8 @@ class RecommendRequest(BaseModel):
     lon: Lon | None = None
     radius_km: Radius | None = None
     exclude_seen: Annotated[bool, Field(description="leave out places the user interacted with in training")] = True
+    explain: Annotated[bool, Field(description="add `reasons` to every place (liked places that contributed most, "
+                                               "distance, surroundings features)")] = False
 
     @model_validator(mode="after")
     def _point_rules(self) -> RecommendRequest:
@@ -77,6 +80,7 @@ class RecommendedItem(BaseModel):
     lat: float | None = None
     lon: float | None = None
     distance_km: float | None = None
+    reasons: dict[str, Any] | None = None  # with explain=true: see geotower.retrieve.explain
 
 
 class RecommendResponse(BaseModel):

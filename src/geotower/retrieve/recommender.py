@@ -80,6 +80,9 @@ class Recommendation:
     distance_km: npt.NDArray[np.float64] | None
     mode: str  # "user", "cold_start" or "popularity"
     note: str | None = None
+    qvec: FloatArray | None = None  # the query embedding (None for popularity), kept for explanations
+    history: IntArray | None = None  # catalog rows the query embedding pooled (liked / train-seen places)
+    user_row: int | None = None
 
 
 @dataclass
@@ -185,8 +188,10 @@ class Recommender:
     """
 
     def __init__(self, catalog: Catalog, user_ids: np.ndarray, user_emb: FloatArray, seen: sp.csr_matrix,
-                 index: Retriever, embed_liked: Callable[[Sequence[str]], np.ndarray] | None = None) -> None:
+                 index: Retriever, embed_liked: Callable[[Sequence[str]], np.ndarray] | None = None,
+                 explainer: Any | None = None) -> None:
         self.catalog = catalog
+        self.explainer = explainer  # a geotower.retrieve.explain.Explainer; None: answers carry no reasons
         self.user_ids = np.asarray(user_ids).astype(str)
         self.user_emb = np.asarray(user_emb, dtype=np.float32)
         self.seen = sp.csr_matrix(seen)
@@ -230,7 +235,10 @@ class Recommender:
             rows, scores = self._rank(qvec, query.k, cand, exclude)
         if query.radius_km is not None and cand is not None and len(cand) == 0:
             note = ((note + "; ") if note else "") + f"no places within {query.radius_km:g} km"
-        return Recommendation(rows, scores, self._distances(query, rows, cand, cand_dist), mode, note)
+        history = liked if user is None else np.union1d(
+            self.seen.indices[self.seen.indptr[user]:self.seen.indptr[user + 1]], liked).astype(np.int64)
+        return Recommendation(rows, scores, self._distances(query, rows, cand, cand_dist), mode, note, qvec,
+                              history, user)
 
     def _query_vector(self, query: Query, user: int | None, liked: IntArray
                       ) -> tuple[FloatArray | None, str, str | None, IntArray]:
@@ -286,8 +294,9 @@ class Recommender:
             return cand_dist[np.searchsorted(cand, rows)]
         return haversine_km(query.near[0], query.near[1], self.catalog.lats[rows], self.catalog.lons[rows])
 
-    def records(self, result: Recommendation) -> list[dict[str, Any]]:
-        """Public rows of a result: ``item_id, score, name, lat, lon, distance_km`` (None where unknown)."""
+    def records(self, result: Recommendation, explain: bool = False) -> list[dict[str, Any]]:
+        """Public rows of a result: ``item_id, score, name, lat, lon, distance_km`` (None where unknown), plus
+        ``reasons`` with ``explain`` (see :mod:`geotower.retrieve.explain`)."""
         c, rows = self.catalog, result.rows
         lats, lons = c.lats[rows], c.lons[rows]
         dist = result.distance_km if result.distance_km is not None else np.full(len(rows), np.nan)
@@ -296,7 +305,23 @@ class Recommender:
                    np.where(np.isfinite(lats), lats, None).tolist(), np.where(np.isfinite(lons), lons, None).tolist(),
                    np.where(np.isfinite(dist), dist, None).tolist(), strict=True)
         keys = ("item_id", "score", "name", "lat", "lon", "distance_km")
-        return [dict(zip(keys, values, strict=True)) for values in cols]
+        out = [dict(zip(keys, values, strict=True)) for values in cols]
+        if explain:
+            for row, reasons in zip(out, self.reasons(result), strict=True):
+                row["reasons"] = reasons
+        return out
+
+    def reasons(self, result: Recommendation) -> list[dict[str, Any]]:
+        """Why each result was ranked: liked places, distance and surroundings features (see ``explain``)."""
+        dist = result.distance_km
+        if result.qvec is None or self.explainer is None:
+            why = "most popular places" if result.qvec is None else "no explainer loaded"
+            return [{"exact": False, "liked": [], "features": [], "popularity": None, "text": why,
+                     "distance_km": None if dist is None else round(float(dist[i]), 3)}
+                    for i in range(len(result.rows))]
+        history = result.history if result.history is not None else np.zeros(0, np.int64)
+        return self.explainer.explain(result.qvec, result.rows, result.scores, history, result.user_row, dist,
+                                      self.catalog.names, self.catalog.item_ids)
 
     def item_record(self, row: int) -> dict[str, Any]:
         """Public fields of one catalog row (None where unknown)."""
@@ -307,7 +332,8 @@ class Recommender:
                 "popularity": float(c.popularity[row]), "trained": bool(row < c.n_trained)}
 
 
-def open_recommender(bundle: BundleLike, run_dir: str | Path, exact_max_items: int = 50_000) -> Recommender:
+def open_recommender(bundle: BundleLike, run_dir: str | Path, exact_max_items: int = 50_000,
+                     explain: bool = True) -> Recommender:
     """Catalog + saved index of a run; without a saved index, an in-memory one (with a warning).
 
     Raises:
@@ -321,4 +347,9 @@ def open_recommender(bundle: BundleLike, run_dir: str | Path, exact_max_items: i
         if index.kind != "flat":
             warnings.warn(f"no saved index in {run_dir}; built a {index.kind} index in memory "
                           f"(save one with: geotower index {run_dir})", GeotowerWarning, stacklevel=2)
-    return Recommender(catalog, bundle.user_ids, bundle.user_emb, bundle.seen, index, bundle.embed_liked)
+    explainer = None
+    if explain and hasattr(bundle, "model"):
+        from geotower.retrieve.explain import Explainer
+
+        explainer = Explainer(bundle)
+    return Recommender(catalog, bundle.user_ids, bundle.user_emb, bundle.seen, index, bundle.embed_liked, explainer)

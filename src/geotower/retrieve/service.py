@@ -40,6 +40,7 @@ from geotower.retrieve.recommender import (
     UnknownIdError,
     open_recommender,
 )
+from geotower.retrieve.surroundings import add_surroundings_route
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Swagger UI 5 (renders OpenAPI 3.1) as shipped by the fastapi-offline package, so /docs needs no CDN
@@ -73,7 +74,8 @@ def _read_static(folder: Path) -> dict[str, tuple[bytes, str]]:
 
 
 def create_app(run_dir: str | Path, loader: Callable[[Path], BundleLike] | None = None,
-               exact_max_items: int | None = None, allowed_hosts: Sequence[str] | None = None) -> FastAPI:
+               exact_max_items: int | None = None, allowed_hosts: Sequence[str] | None = None,
+               osm: str | Path | None = None) -> FastAPI:
     """Build the service for ``run_dir``.
 
     Args:
@@ -82,6 +84,8 @@ def create_app(run_dir: str | Path, loader: Callable[[Path], BundleLike] | None 
         exact_max_items: catalog size up to which an in-memory index is exact (only used without a saved index).
         allowed_hosts: ``Host`` names answered (port ignored); default the loopback names plus the run
             config's ``serve.allowed_hosts``; ``["*"]`` turns the check off.
+        osm: an OSM extract to draw the map's surroundings from (written to ``RUN/surroundings.json``; without it
+            an existing file is served).
 
     Raises:
         ArtifactError: missing or mismatching artifacts (data fingerprint, stale index).
@@ -103,6 +107,11 @@ def create_app(run_dir: str | Path, loader: Callable[[Path], BundleLike] | None 
     _add_error_handlers(app)
     _add_api_routes(app, rec, meta)
     _add_page_routes(app, _read_static(STATIC_DIR))
+    if osm is not None:
+        from geotower.geo.basemap import write_run_surroundings
+
+        write_run_surroundings(run_dir, osm)
+    add_surroundings_route(app, run_dir)
     return app
 
 
@@ -179,10 +188,10 @@ def _to_query(p: M.RecommendRequest) -> Query:
     return Query(p.user_id, tuple(p.liked), p.k, near, p.radius_km, p.exclude_seen)
 
 
-def _response(rec: Recommender, result: Recommendation) -> Response:
+def _response(rec: Recommender, result: Recommendation, explain: bool = False) -> Response:
     """JSON of :class:`api_models.RecommendResponse`, written directly: the hot path skips building and
     re-validating pydantic objects for values the recommender already guarantees (about half the request cost)."""
-    body = {"items": rec.records(result), "mode": result.mode, "note": result.note}
+    body = {"items": rec.records(result, explain), "mode": result.mode, "note": result.note}
     return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 
 
@@ -202,20 +211,21 @@ def _add_api_routes(app: FastAPI, rec: Recommender, meta: dict[str, Any]) -> Non
 
     @app.get("/recommend", response_model=M.RecommendResponse, responses=_NOT_FOUND, tags=["recommend"])
     async def get_recommend(user_id: M.QUserId = None, k: M.QK = 10, lat: M.QLat = None, lon: M.QLon = None,
-                            radius_km: M.QRadius = None, exclude_seen: M.QExcludeSeen = True) -> Response:
+                            radius_km: M.QRadius = None, exclude_seen: M.QExcludeSeen = True,
+                            explain: M.QExplain = False) -> Response:
         """Places for a known user (or the most popular ones without ``user_id``), optionally within a radius."""
         error = M.point_rule_error(lat, lon, radius_km)
         if error is not None:
             raise RequestValidationError([{"loc": ["query"], "msg": error, "type": "value_error"}])
         _check_user(rec, user_id, [])
         near = (lat, lon) if lat is not None and lon is not None else None
-        return _response(rec, rec.recommend(Query(user_id, (), k, near, radius_km, exclude_seen)))
+        return _response(rec, rec.recommend(Query(user_id, (), k, near, radius_km, exclude_seen)), explain)
 
     @app.post("/recommend", response_model=M.RecommendResponse, responses=_NOT_FOUND, tags=["recommend"])
     async def post_recommend(body: M.RecommendRequest) -> Response:
         """Like GET, plus ``liked`` item ids: an unknown user with liked items gets a cold-start ranking."""
         _check_user(rec, body.user_id, body.liked)
-        return _response(rec, rec.recommend(_to_query(body)))
+        return _response(rec, rec.recommend(_to_query(body)), body.explain)
 
     @app.get("/items/{item_id:path}", response_model=M.ItemInfo, responses=_NOT_FOUND, tags=["catalog"])
     async def get_item(item_id: Annotated[str, PathParam(max_length=M.MAX_ID_LEN)]) -> M.ItemInfo:

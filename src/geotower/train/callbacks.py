@@ -145,13 +145,11 @@ def completed_epochs(folder: Path) -> list[int]:
 
 def write_curves(path: Path, history: list[dict[str, float]], k: int, best_epoch: int | None = None) -> None:
     """Training loss and validation metrics per epoch as a PNG (matplotlib, headless); the kept epoch is marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (a notebook's) alone
 
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_val = fig.subplots(1, 2)
     ax_loss.plot(epochs, [r["loss"] for r in history], marker="o")
     ax_loss.set(title="training loss", xlabel="epoch", ylabel="loss")
     for key in ("ndcg", "recall", "hitrate"):
@@ -165,4 +163,3 @@ def write_curves(path: Path, history: list[dict[str, float]], k: int, best_epoch
         ax_val.legend()
     fig.tight_layout()
     artifacts.write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))
-    plt.close(fig)
