@@ -48,6 +48,8 @@ _SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 # the map page may load only what this service serves (Leaflet sets inline styles; its CSS uses data: images)
 _PAGE_CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
              "frame-ancestors 'none'; base-uri 'none'")
+# Swagger UI's page starts the bundle from one inline script, so /docs alone may run inline scripts
+_DOCS_CSP = _PAGE_CSP.replace("default-src 'self';", "default-src 'self'; script-src 'self' 'unsafe-inline';")
 _NOT_FOUND = {404: {"model": M.ErrorResponse, "description": "unknown user or item"}}
 _SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                      "X-Frame-Options": "DENY", "Cross-Origin-Resource-Policy": "same-origin"}
@@ -254,10 +256,12 @@ def _add_page_routes(app: FastAPI, files: dict[str, tuple[bytes, str]]) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> Response:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="geotower API",
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="geotower API",
                                    swagger_js_url="/static/swagger/swagger-ui-bundle.js",
                                    swagger_css_url="/static/swagger/swagger-ui.css",
                                    swagger_favicon_url="/static/swagger/favicon.png")
+        page.headers["Content-Security-Policy"] = _DOCS_CSP
+        return page
 
     @app.get("/static/{name:path}", include_in_schema=False)
     def static(name: str) -> Response:
