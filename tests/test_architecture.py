@@ -2,7 +2,10 @@
 
 Layers (low to high):  L0 config/errors/schema/artifacts  <  L1 ingest, geo, model, retrieve (numpy side)
 <  L2 train, evaluate  <  L3 pipeline, retrieve.service/api_models  <  L4 cli, _cli.
-Every import counts, including lazy ones inside functions.
+Every import counts, including lazy ones inside functions. ``cli`` registers the ``_cli`` command modules.
+Inside ``pipeline`` (L3) the modules form tiers too: one-stage runs (features, train, recommend) < runs that call
+one of them (prepare -> features, evaluate -> train for its content baseline) < demo, which composes them all; a
+pipeline module never imports one of its own tier.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ LAYER_OF_PACKAGE = {
 }
 # the package root re-exports the public Python API (lazily, on first attribute access)
 FACADE = ("__init__", "api")
+PIPELINE_TIER = {"features": 0, "train": 0, "recommend": 0, "prepare": 1, "evaluate": 1, "demo": 2}
 NO_TORCH = ("ingest", "geo", "retrieve.index")
 SERVICE_FORBIDDEN = ("ingest", "train", "evaluate")
 
@@ -61,6 +65,16 @@ def _allowed(unit: str, other: str) -> bool:
     return other == unit or lt < lo or (lt == lo == 0) or (lt == lo and same_top)
 
 
+def _pipeline_violation(module: str, target: str) -> str | None:
+    """A pipeline module importing another of the same or a higher tier."""
+    if not (module.startswith("geotower.pipeline.") and target.startswith("geotower.pipeline.")):
+        return None
+    mine, other = module.split(".")[2], target.split(".")[2]
+    if mine != other and PIPELINE_TIER[other] >= PIPELINE_TIER[mine]:
+        return f"{module} (pipeline tier {PIPELINE_TIER[mine]}) imports {target} (tier {PIPELINE_TIER[other]})"
+    return None
+
+
 def _violations(module: str, imports: set[str]) -> list[str]:
     unit = _unit(module)
     bad = []
@@ -74,7 +88,12 @@ def _violations(module: str, imports: set[str]) -> list[str]:
         other = _unit(target)
         if (unit, other) == FACADE:
             continue
-        if unit == "retrieve.service" and other in SERVICE_FORBIDDEN:
+        pipeline_bad = _pipeline_violation(module, target)
+        if pipeline_bad:
+            bad.append(pipeline_bad)
+        elif unit == "cli" and other == "_cli":
+            continue
+        elif unit == "retrieve.service" and other in SERVICE_FORBIDDEN:
             bad.append(f"{module} imports {target}: the service must stay free of {', '.join(SERVICE_FORBIDDEN)}")
         elif not _allowed(unit, other):
             bad.append(f"{module} (L{LAYER_OF_PACKAGE[unit]}) imports {target} (L{LAYER_OF_PACKAGE[other]})")
@@ -100,3 +119,12 @@ def test_the_checker_catches_upward_imports() -> None:
     assert not _violations("geotower.ingest.yelp", {"geotower.ingest.dataset", "geotower.errors"})
     assert not _violations("geotower.retrieve.service", {"geotower.retrieve.index", "geotower.model.bundle"})
     assert not _violations("geotower.pipeline.evaluate", {"geotower.pipeline.train", "geotower.evaluate.metrics"})
+    assert _violations("geotower.pipeline.train", {"geotower.pipeline.recommend"})
+    assert _violations("geotower.pipeline.train", {"geotower.pipeline.evaluate"})
+    assert not _violations("geotower.pipeline.demo", {"geotower.pipeline.evaluate"})
+    assert not _violations("geotower.cli", {"geotower._cli.train"})
+
+
+def test_every_pipeline_module_has_a_tier() -> None:
+    names = {p.stem for p in (SRC / "pipeline").glob("*.py") if p.stem != "__init__"}
+    assert names == set(PIPELINE_TIER)

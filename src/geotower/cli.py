@@ -1,15 +1,13 @@
 """Command-line interface (Typer): the outermost layer; turns library errors into messages and exit codes.
 
-Each stage registers its commands from its own module in ``geotower._cli`` (thin shells: options -> RunConfig ->
-one pipeline call). This module wires them into one app, wraps every command so a :class:`GeotowerError` becomes a
-one-line ``error: ...`` and exit code 1, and answers "not implemented yet" (exit code 2) for a command whose stage
-is not installed.
+Each command group has its module in ``geotower._cli``, named after its command (thin shells: options ->
+RunConfig -> one pipeline call). This module registers them explicitly on one app and wraps every command so a
+:class:`GeotowerError` becomes a one-line ``error: ...`` and exit code 1.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import sys
 import warnings
 from collections.abc import Callable
@@ -18,10 +16,10 @@ from typing import Any
 import typer
 
 from geotower import __version__
+from geotower._cli import demo, evaluate, features, index, prepare, recommend, serve, simulate, train
 from geotower.errors import GeotowerError, GeotowerWarning
 
-COMMANDS = ("prepare", "features", "simulate", "train", "evaluate", "index", "recommend", "serve", "demo")
-_MODULES = ("ingest", "features", "train", "evaluate", "serve", "demo")
+__all__ = ["COMMANDS", "app"]
 
 app = typer.Typer(help="geotower: geo-aware two-tower retrieval for places, from Yelp + OpenStreetMap to a service.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -66,41 +64,25 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _wrap_all(typer_app: typer.Typer) -> None:
-    for command in typer_app.registered_commands:
-        if command.callback is not None:
-            command.callback = _guard(command.callback)
-    for group in typer_app.registered_groups:
-        if group.typer_instance is not None:
-            _wrap_all(group.typer_instance)
+def _command(typer_app: typer.Typer, name: str, fn: Callable[..., Any], help_text: str) -> None:
+    typer_app.command(name, help=help_text)(_guard(fn))
 
 
-def _not_implemented(name: str) -> None:
-    @app.command(name, help=f"({name}: not implemented yet)", context_settings={"ignore_unknown_options": True,
-                                                                               "allow_extra_args": True})
-    def stub(ctx: typer.Context) -> None:
-        print(f"error: 'geotower {name}' is not implemented yet", file=sys.stderr)
-        raise typer.Exit(2)
+def _group(name: str, help_text: str) -> typer.Typer:
+    group = typer.Typer(help=help_text, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
 
 
-def _registered_names() -> set[str]:
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    return names | {g.name or "" for g in app.registered_groups}
+_command(_group("prepare", prepare.HELP), "yelp", prepare.yelp, prepare.YELP_HELP)
+_command(_group("features", features.HELP), "osm", features.osm, features.OSM_HELP)
+_command(app, "simulate", simulate.simulate, simulate.HELP)
+_command(app, "train", train.train, train.HELP)
+_command(app, "evaluate", evaluate.evaluate, evaluate.HELP)
+_command(app, "index", index.index, index.HELP)
+_command(app, "recommend", recommend.recommend, recommend.HELP)
+_command(app, "serve", serve.serve, serve.HELP)
+_command(app, "demo", demo.demo, demo.HELP)
 
-
-def _build() -> None:
-    for module in _MODULES:
-        try:
-            mod = importlib.import_module(f"geotower._cli.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"geotower._cli.{module}":
-                raise
-            continue
-        mod.register(app)
-    for name in COMMANDS:
-        if name not in _registered_names():
-            _not_implemented(name)
-    _wrap_all(app)
-
-
-_build()
+COMMANDS = tuple(c.name for c in app.registered_commands if c.name) + tuple(
+    g.name for g in app.registered_groups if g.name)

@@ -17,90 +17,117 @@ from typing import Any
 
 from geotower.errors import ConfigError
 
+# Allowed values, as field metadata checked by :func:`validate` (every element of a tuple field is checked).
+POSITIVE: dict[str, Any] = {"range": (0.0, None, False, False)}  # > 0
+NON_NEGATIVE: dict[str, Any] = {"range": (0.0, None, True, False)}  # >= 0
+FRACTION: dict[str, Any] = {"range": (0.0, 1.0, True, True)}  # [0, 1]
+OPEN_FRACTION: dict[str, Any] = {"range": (0.0, 1.0, False, False)}  # (0, 1)
+HALF_OPEN_FRACTION: dict[str, Any] = {"range": (0.0, 1.0, True, False)}  # [0, 1): 0 = no held-out part
+PORT: dict[str, Any] = {"range": (1.0, 65535.0, True, True), "what": "a TCP port in 1..65535"}
+
+
+def CHOICES(*allowed: str) -> dict[str, Any]:  # noqa: N802 - reads like the constants above
+    return {"choices": allowed}
+
 
 @dataclass(frozen=True)
 class DataConfig:
     """How the dataset folder is read."""
 
     strict: bool = False  # unknown users/items in interactions: error instead of drop + warning
-    nan_policy: str = "error"  # NaN/inf numeric features: "error" or "impute" (median, with a warning)
+    # NaN/inf numeric features: "error" or "impute" (median, with a warning)
+    nan_policy: str = field(default="error", metadata=CHOICES("error", "impute"))
 
 
 @dataclass(frozen=True)
 class FeaturesConfig:
     """OSM context features and the encoding of coordinates."""
 
-    radii: tuple[int, ...] = (100, 200, 500)
-    mode: str = "clipped"  # "clipped" (part inside the buffer) or "whole" (original definition)
+    radii: tuple[int, ...] = field(default=(100, 200, 500), metadata=POSITIVE)
+    # "clipped" (part inside the buffer) or "whole" (original definition)
+    mode: str = field(default="clipped", metadata=CHOICES("clipped", "whole"))
     layers: tuple[str, ...] = ()  # empty = all 11 layers
-    geo_encoding: str = "grid"  # "grid" (multi-resolution cell embeddings), "rff", or "none"
-    grid_cells_m: tuple[float, ...] = (250.0, 1000.0, 4000.0)  # grid cell sizes for geo_encoding="grid"
+    # "grid" (multi-resolution cell embeddings), "rff", or "none"
+    geo_encoding: str = field(default="grid", metadata=CHOICES("grid", "rff", "none"))
+    # grid cell sizes for geo_encoding="grid"
+    grid_cells_m: tuple[float, ...] = field(default=(250.0, 1000.0, 4000.0), metadata=POSITIVE)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Tower sizes and which inputs each tower sees."""
 
-    embed_dim: int = 128
-    hidden_dim: int = 512
-    n_layers: int = 0  # hidden ReLU layers of hidden_dim per tower; 0 = linear towers, measured best on both real
-    # data sets (docs/quality.md); the original design is 1
-    dropout: float = 0.0
+    embed_dim: int = field(default=128, metadata=POSITIVE)
+    hidden_dim: int = field(default=512, metadata=POSITIVE)
+    # hidden ReLU layers of hidden_dim per tower; 0 = linear towers, measured best on both real data sets
+    # (docs/quality.md); the original design is 1
+    n_layers: int = field(default=0, metadata=NON_NEGATIVE)
+    dropout: float = field(default=0.0, metadata=FRACTION)
     use_item_id: bool = True  # learned item-ID embedding added to the item tower
     use_user_id: bool = True  # learned user-ID embedding added to the user tower
     use_item_features: bool = True
     use_history: bool = True  # user tower pools the item-tower inputs of the user's train positives
-    id_dropout: float = 0.1  # probability of zeroing ID embeddings in training (keeps the feature path good)
+    # probability of zeroing ID embeddings in training (keeps the feature path good)
+    id_dropout: float = field(default=0.1, metadata=FRACTION)
     normalize: bool = True  # L2-normalise both towers' outputs; score = cosine / temperature
-    temperature: float = 0.2  # measured best of {0.05, 0.1, 0.2, 0.5} on both real data sets (docs/quality.md)
-    cell_dim: int = 64  # embedding size of each geo grid level (features.geo_encoding="grid"); 64 measured above 32
-    # on Singapore (docs/quality.md)
+    # measured best of {0.05, 0.1, 0.2, 0.5} on both real data sets (docs/quality.md) embedding size of each geo grid
+    # level (features.geo_encoding="grid"); 64 measured above 32 on Singapore (docs/quality.md)
+    temperature: float = field(default=0.2, metadata=POSITIVE)
+    cell_dim: int = field(default=64, metadata=POSITIVE)
     history_weighted: bool = False  # pool the history with confidence weights instead of a plain mean
     item_bias: bool = False  # learned per-item score offset (initialised at the smoothed log-popularity)
-    members: int = 3  # ensemble: train this many towers from different seeds and average their scores (one dot
-    # product over concatenated embeddings); extra members are trained like the refit, for the chosen epoch count.
-    # 3 measured +0.01 NDCG@10 on ML-100K and Singapore over 1 (docs/quality.md); 1 = a single model, ~1.7x faster
-    trend_half_lives_days: tuple[float, ...] = (0.5, 2.0, 8.0)  # time-decayed popularity prior, one learned weight
-    # per half-life (geotower.model.trend); used when the interactions have timestamps; () = off. Short on purpose:
-    # all-time popularity is the item-ID embedding's job (longer half-lives measured worse, docs/quality.md)
+    # ensemble: train this many towers from different seeds and average their scores (one dot product over concatenated
+    # embeddings); extra members are trained like the refit, for the chosen epoch count. 3 measured +0.01 NDCG@10 on
+    # ML-100K and Singapore over 1 (docs/quality.md); 1 = a single model, ~1.7x faster
+    members: int = field(default=3, metadata=POSITIVE)
+    # time-decayed popularity prior, one learned weight per half-life (geotower.model.trend); used when the interactions
+    # have timestamps; () = off. Short on purpose: all-time popularity is the item-ID embedding's job (longer half-lives
+    # measured worse, docs/quality.md)
+    trend_half_lives_days: tuple[float, ...] = field(default=(0.5, 2.0, 8.0), metadata=POSITIVE)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, loss and negative sampling."""
 
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    epochs: int = 30
-    batch_size: int = 2048
-    loss: str = "softmax"  # "bce", "bpr" or "softmax" (in-batch, logQ-corrected)
-    n_negatives: int = 1  # per positive for bce/bpr; extra uniform negatives for softmax
+    lr: float = field(default=1e-3, metadata=POSITIVE)
+    weight_decay: float = field(default=1e-5, metadata=NON_NEGATIVE)
+    epochs: int = field(default=30, metadata=POSITIVE)
+    batch_size: int = field(default=2048, metadata=POSITIVE)
+    # "bce", "bpr" or "softmax" (in-batch, logQ-corrected) per positive for bce/bpr; extra uniform negatives for softmax
+    loss: str = field(default="softmax", metadata=CHOICES("bce", "bpr", "softmax"))
+    n_negatives: int = field(default=1, metadata=NON_NEGATIVE)
     logq_correction: bool = True
-    hard_negative_ratio: float = 0.0  # share of sampled negatives drawn near the positive (geo-hard)
-    hard_negative_km: float = 1.0
-    val_fraction: float = 0.1  # validation carved from train (temporal when timestamps exist)
-    patience: int = 5  # early stopping on validation NDCG@k; 0 disables
-    threads: int = 0  # torch.set_num_threads; 0 = leave torch's default
-    device: str = "cpu"
+    # share of sampled negatives drawn near the positive (geo-hard)
+    hard_negative_ratio: float = field(default=0.0, metadata=FRACTION)
+    hard_negative_km: float = field(default=1.0, metadata=POSITIVE)
+    # validation carved from train (temporal when timestamps exist)
+    val_fraction: float = field(default=0.1, metadata=OPEN_FRACTION)
+    patience: int = field(default=5, metadata=NON_NEGATIVE)  # early stopping on validation NDCG@k; 0 disables
+    threads: int = field(default=0, metadata=NON_NEGATIVE)  # torch.set_num_threads; 0 = leave torch's default
+    device: str = field(default="cpu", metadata=CHOICES("cpu"))
     history_leave_one_out: bool = True  # drop the target item from its own history bag while training
     refit: bool = True  # after early stopping, retrain on ALL training rows (validation included) for the best
     # number of epochs: the latest interactions (the temporal validation part) then shape the weights too
-    confidence: str = "linear"  # loss weight from the interactions' weight column: "linear" (as is), "log1p"
-    # (1 + log(1 + w) damps heavy repeat visitors) or "none" (every pair counts once)
+    # loss weight from the interactions' weight column: "linear" (as is), "log1p" (1 + log(1 + w) damps heavy repeat
+    # visitors) or "none" (every pair counts once)
+    confidence: str = field(default="linear", metadata=CHOICES("linear", "log1p", "none"))
     calibrate_trend: bool = False  # after early stopping, refit the trend prior's weights on the validation rows
     # (later in time than the training rows) and keep them fixed in the refit (measured worse than learning them
     # jointly with the short default half-lives on ML-100K, docs/quality.md)
-    full_softmax_max_items: int = 50_000  # softmax over the WHOLE catalogue up to this many items (exact, no
-    # sampling bias, so no logQ needed); larger catalogues use in-batch negatives + logQ. 0 = always in-batch
+    # softmax over the WHOLE catalogue up to this many items (exact, no sampling bias, so no logQ needed); larger
+    # catalogues use in-batch negatives + logQ. 0 = always in-batch
+    full_softmax_max_items: int = field(default=50_000, metadata=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     """Held-out protocol and metrics."""
 
-    k: int = 10
-    test_fraction: float = 0.2  # global temporal split at the (1 - test_fraction) quantile of timestamps; 0 = train on
-    # every interaction (then `geotower evaluate --test FILE` judges later interactions you hold elsewhere)
+    k: int = field(default=10, metadata=POSITIVE)
+    # global temporal split at the (1 - test_fraction) quantile of timestamps; 0 = train on every interaction (then
+    # `geotower evaluate --test FILE` judges later interactions you hold elsewhere)
+    test_fraction: float = field(default=0.2, metadata=HALF_OPEN_FRACTION)
     baselines: tuple[str, ...] = ("popular", "itemknn", "als", "bpr", "content_twotower")
 
 
@@ -109,9 +136,11 @@ class ServeConfig:
     """Service and index settings."""
 
     host: str = "127.0.0.1"
-    port: int = 8000
-    index_kind: str = "auto"  # "auto", "flat", "hnsw" or "ivf"
-    exact_max_items: int = 50_000  # "auto" uses exact search up to this many items
+    port: int = field(default=8000, metadata=PORT)
+    # "auto", "flat", "hnsw" or "ivf"
+    index_kind: str = field(default="auto", metadata=CHOICES("auto", "flat", "hnsw", "ivf"))
+    # "auto" uses exact search up to this many items
+    exact_max_items: int = field(default=50_000, metadata=NON_NEGATIVE)
     allowed_hosts: tuple[str, ...] = ()  # Host names served besides the bound host and loopback (DNS rebinding)
 
 
@@ -132,7 +161,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
 class RunConfig:
     """Everything one run needs; written beside every output as ``config.json``."""
 
-    seed: int = 0
+    seed: int = field(default=0, metadata=NON_NEGATIVE)
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -142,28 +171,8 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-
-_CHOICES: dict[str, tuple[Any, ...]] = {
-    "data.nan_policy": ("error", "impute"),
-    "features.mode": ("clipped", "whole"),
-    "features.geo_encoding": ("grid", "rff", "none"),
-    "train.loss": ("bce", "bpr", "softmax"),
-    "train.confidence": ("linear", "log1p", "none"),
-    "serve.index_kind": ("auto", "flat", "hnsw", "ivf"),
-}
-_POSITIVE = {
-    "model.embed_dim", "model.hidden_dim", "train.lr", "train.epochs", "train.batch_size",
-    "eval.k", "model.temperature", "features.radii", "features.grid_cells_m", "train.hard_negative_km",
-    "model.cell_dim", "model.trend_half_lives_days", "model.members",
-}
-_NON_NEGATIVE = {"seed", "model.n_layers", "train.weight_decay", "train.n_negatives", "train.patience",
-                 "train.threads", "train.full_softmax_max_items", "serve.exact_max_items"}
-_PORT = "serve.port"
-_FRACTIONS = {"model.dropout", "model.id_dropout", "train.hard_negative_ratio"}
-_OPEN_FRACTIONS = {"train.val_fraction"}
-_HALF_OPEN_FRACTIONS = {"eval.test_fraction"}  # 0 = no held-out part: train on everything, judge with --test FILE
+        out: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(self)))
+        return out
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -220,29 +229,17 @@ def from_dict(raw: dict[str, Any]) -> RunConfig:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Range and choice checks that types alone cannot express."""
-    flat = _flatten(cfg.to_dict())
-    for key, choices in _CHOICES.items():
-        if flat[key] not in choices:
-            raise ConfigError(f"{key}: {flat[key]!r} is not one of {', '.join(map(str, choices))}")
-    for key in _POSITIVE:
-        values = flat[key] if isinstance(flat[key], list) else [flat[key]]
-        if any(v <= 0 for v in values):
-            raise ConfigError(f"{key}: must be > 0, got {flat[key]!r}")
-    for key in _NON_NEGATIVE:
-        if key in flat and flat[key] < 0:
-            raise ConfigError(f"{key}: must be >= 0, got {flat[key]!r}")
-    if _PORT in flat and not 1 <= flat[_PORT] <= 65535:
-        raise ConfigError(f"{_PORT}: must be a TCP port in 1..65535, got {flat[_PORT]!r}")
-    for key in _FRACTIONS:
-        if not 0.0 <= flat[key] <= 1.0:
-            raise ConfigError(f"{key}: must be in [0, 1], got {flat[key]!r}")
-    for key in _OPEN_FRACTIONS:
-        if not 0.0 < flat[key] < 1.0:
-            raise ConfigError(f"{key}: must be in (0, 1), got {flat[key]!r}")
-    for key in _HALF_OPEN_FRACTIONS:
-        if not 0.0 <= flat[key] < 1.0:
-            raise ConfigError(f"{key}: must be in [0, 1), got {flat[key]!r}")
+    """Every check on values: the field metadata (choices, ranges), the layer names, and key combinations.
+
+    Raises:
+        ConfigError: naming the key, its value and what is allowed.
+    """
+    for section in fields(RunConfig):
+        value = getattr(cfg, section.name)
+        _check_field(section.name, value, section.metadata)
+        if dataclasses.is_dataclass(value):
+            for f in fields(value):
+                _check_field(f"{section.name}.{f.name}", getattr(value, f.name), f.metadata)
     from geotower.schema import LAYER_BY_NAME
 
     unknown = [name for name in cfg.features.layers if name not in LAYER_BY_NAME]
@@ -251,26 +248,30 @@ def validate(cfg: RunConfig) -> None:
     _validate_combinations(cfg)
 
 
+def _check_field(key: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, meta['choices']))}")
+    if "range" not in meta:
+        return
+    lo, hi, lo_closed, hi_closed = meta["range"]
+    for v in value if isinstance(value, tuple) else (value,):
+        ok = (v >= lo if lo_closed else v > lo) and (hi is None or (v <= hi if hi_closed else v < hi))
+        if not ok and "what" in meta:
+            raise ConfigError(f"{key}: must be {meta['what']}, got {value!r}")
+        if not ok:
+            shown = list(value) if isinstance(value, tuple) else value
+            if hi is None:
+                raise ConfigError(f"{key}: must be {'>=' if lo_closed else '>'} {lo:g}, got {shown!r}")
+            raise ConfigError(f"{key}: must be in {'[' if lo_closed else '('}{lo:g}, {hi:g}{']' if hi_closed else ')'}"
+                              f", got {shown!r}")
+
+
 def _validate_combinations(cfg: RunConfig) -> None:
     """Checks that involve more than one key."""
-    if cfg.train.device != "cpu":
-        raise ConfigError(f"train.device: only \"cpu\" is supported, got {cfg.train.device!r}")
-    if cfg.train.n_negatives < 0 or cfg.model.n_layers < 0 or cfg.train.patience < 0 or cfg.train.threads < 0:
-        raise ConfigError("train.n_negatives, model.n_layers, train.patience and train.threads must be >= 0")
     if cfg.train.loss == "bpr" and cfg.train.n_negatives < 1:
         raise ConfigError("train.n_negatives: the bpr loss needs at least 1 negative per positive")
     if not (cfg.model.use_item_features or cfg.model.use_item_id):
         raise ConfigError("model: the item tower needs model.use_item_features or model.use_item_id")
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
@@ -301,6 +302,12 @@ def resolve(config_file: str | Path | None = None, overrides: typing.Sequence[st
             raise ConfigError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+    return with_overrides(raw, overrides)
+
+
+def with_overrides(raw: dict[str, Any], overrides: typing.Sequence[str]) -> RunConfig:
+    """The config of nested plain values ``raw`` (not modified) with ``section.key=value`` overrides applied."""
+    raw = {name: dict(value) if isinstance(value, dict) else value for name, value in raw.items()}
     for text in overrides:
         keys, value = _parse_override(text)
         node = raw

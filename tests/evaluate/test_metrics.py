@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from geotower.errors import ConfigError, DataError, GeotowerWarning
-from geotower.evaluate import metrics
+from geotower.evaluate import metrics, scoring
 from geotower.evaluate.metrics import evaluate_embeddings, evaluate_scorer, ground_truth, rank_topk, topk_metrics
 
 
@@ -184,7 +184,7 @@ def run_both(
     to the dense path). The top-K lists are caught on their way into topk_metrics."""
     lists: list[np.ndarray] = []
     dense_rows = [0]
-    real_metrics, real_rank = metrics.topk_metrics, metrics._rank_excluding
+    real_metrics, real_rank = scoring.topk_metrics, scoring.rank_excluding
 
     def catch(topk: np.ndarray, truth: sp.csr_matrix, k: int) -> dict[str, float]:
         lists.append(topk.copy())
@@ -194,10 +194,10 @@ def run_both(
         dense_rows[0] += len(scores)
         return real_rank(scores, exclude, k)
 
-    monkeypatch.setattr(metrics, "topk_metrics", catch)
+    monkeypatch.setattr(scoring, "topk_metrics", catch)
     m_dense = evaluate_scorer(lambda b: u[b] @ v.T, users, relevant, seen, k, batch_size=batch_size)
-    monkeypatch.setattr(metrics, "_rank_excluding", count)
-    monkeypatch.setattr(metrics, "_FAISS_QUERY_BLOCK", 1)  # FAISS searches batch_size users: several per bucket
+    monkeypatch.setattr(scoring, "rank_excluding", count)
+    monkeypatch.setattr(scoring, "_FAISS_QUERY_BLOCK", 1)  # FAISS searches batch_size users: several per bucket
     m_faiss = evaluate_embeddings(u, v, users, relevant, seen, k, batch_size=batch_size)
     assert len(lists) == 2
     return m_dense, m_faiss, lists[0], lists[1], dense_rows[0]

@@ -14,10 +14,9 @@ import shapely
 from geo_expected import SHARED, expected_table
 from sjoin_reference import read_layer_frames, reference_features
 
-from geotower import artifacts
 from geotower.config import FeaturesConfig
 from geotower.errors import ConfigError, DataError, GeotowerWarning
-from geotower.geo.context import add_osm_features_to_dataset, compute_osm_features
+from geotower.geo.context import compute_osm_features
 from geotower.geo.osm import OsmSource
 from geotower.schema import LAYER_BY_NAME, LAYERS, geo_feature_columns
 
@@ -187,18 +186,3 @@ def test_empty_and_invalid_geometries_are_handled(tiny_items: pd.DataFrame, tiny
     assert any("'buildings'" in w and "repaired 1 invalid" in w for w in warned)
     assert got.loc[0, "buildings_100m_count"] == 2
     assert got.loc[0, "buildings_100m_area"] == pytest.approx(400 + 200, rel=1e-6)
-
-
-def test_add_features_to_dataset_folder(tiny_items: pd.DataFrame, tiny_zip: Path, tmp_path: Path) -> None:
-    items = tiny_items.assign(stars=[4.0, 3.5, 5.0], roads_100m_count=[-1.0, -1.0, -1.0])
-    artifacts.write_table(tmp_path / "items.parquet", items)
-    path = add_osm_features_to_dataset(tmp_path, tiny_zip, FeaturesConfig(layers=("roads",)), strict=False)
-    merged = artifacts.read_table(path)
-    assert path == tmp_path / "items.parquet"
-    assert list(merged.columns[:5]) == ["item_id", "name", "lat", "lon", "stars"]
-    assert merged["roads_100m_count"].tolist() == [1.0, 1.0, 0.0]  # stale column replaced
-    assert merged["stars"].tolist() == [4.0, 3.5, 5.0]
-    assert len([c for c in merged.columns if c.startswith("roads_")]) == 6
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no items.parquet or items.csv"):
-        add_osm_features_to_dataset(tmp_path / "empty", tiny_zip, FeaturesConfig(), strict=False)

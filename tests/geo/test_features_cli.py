@@ -1,4 +1,4 @@
-"""``geotower features osm`` end to end through the real Typer app."""
+"""``geotower features osm`` end to end through the real Typer app, and pipeline/features.py under it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from typer.testing import CliRunner
 
 from geotower import artifacts
 from geotower.cli import app
+from geotower.config import FeaturesConfig
+from geotower.errors import DataError
+from geotower.pipeline.features import add_osm_features_to_dataset
 
 
 def _run(*args: str) -> object:
@@ -55,3 +58,18 @@ def test_needs_out_or_merge_and_names_bad_source(tiny_zip: Path, tmp_path: Path)
     assert result.exit_code == 1 and "--out" in result.output  # type: ignore[attr-defined]
     result = _run("--items", items, "--osm", str(tmp_path / "nope.osm.pbf"), "--out", str(tmp_path / "f.csv"))
     assert result.exit_code == 1 and "nope.osm.pbf" in result.output  # type: ignore[attr-defined]
+
+
+def test_add_features_to_dataset_folder(tiny_items: pd.DataFrame, tiny_zip: Path, tmp_path: Path) -> None:
+    items = tiny_items.assign(stars=[4.0, 3.5, 5.0], roads_100m_count=[-1.0, -1.0, -1.0])
+    artifacts.write_table(tmp_path / "items.parquet", items)
+    path = add_osm_features_to_dataset(tmp_path, tiny_zip, FeaturesConfig(layers=("roads",)), strict=False)
+    merged = artifacts.read_table(path)
+    assert path == tmp_path / "items.parquet"
+    assert list(merged.columns[:5]) == ["item_id", "name", "lat", "lon", "stars"]
+    assert merged["roads_100m_count"].tolist() == [1.0, 1.0, 0.0]  # stale column replaced
+    assert merged["stars"].tolist() == [4.0, 3.5, 5.0]
+    assert len([c for c in merged.columns if c.startswith("roads_")]) == 6
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no items.parquet or items.csv"):
+        add_osm_features_to_dataset(tmp_path / "empty", tiny_zip, FeaturesConfig(), strict=False)

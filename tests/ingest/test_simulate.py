@@ -181,10 +181,11 @@ def test_bad_places(change, column: str, row: int | None, tmp_path: Path) -> Non
 
 
 def test_cli_simulate_then_prepare(tmp_path: Path) -> None:
-    from geotower._cli.ingest import register
+    from geotower._cli.simulate import simulate as simulate_cmd
 
     app = typer.Typer()
-    register(app)
+    app.command("simulate")(simulate_cmd)
+    app.command("noop")(lambda: None)  # a second command keeps "simulate" a named sub-command
     result = CliRunner().invoke(app, ["simulate", "--places", str(HELSINKI), "--out", str(tmp_path / "sim"),
                                       "--reviews", "400", "--users", "40", "--seed", "2"])
     assert result.exit_code == 0, result.output
@@ -194,10 +195,12 @@ def test_cli_simulate_then_prepare(tmp_path: Path) -> None:
 
 def test_cli_prepare_with_osm(tmp_path: Path) -> None:
     pytest.importorskip("geotower.geo.context")
-    from geotower._cli.ingest import register
+    from geotower._cli.prepare import yelp
 
-    app = typer.Typer()
-    register(app)
+    app, prepare = typer.Typer(), typer.Typer()
+    prepare.command("yelp")(yelp)
+    prepare.command("noop")(lambda: None)
+    app.add_typer(prepare, name="prepare")
     simulate(HELSINKI, tmp_path / "sim", SimConfig(n_reviews=200, seed=1), progress=False)
     zip_path = HELSINKI.parent / "helsinki-free.shp.zip"
     result = CliRunner().invoke(app, ["prepare", "yelp", "--business", str(tmp_path / "sim" / "business.json"),

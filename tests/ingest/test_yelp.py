@@ -179,10 +179,12 @@ def test_gzip_and_crlf_inputs(yelp_files: tuple[Path, Path], tmp_path: Path) -> 
 
 
 def _app() -> typer.Typer:
-    from geotower._cli.ingest import register
+    from geotower._cli.prepare import yelp
 
-    app = typer.Typer()
-    register(app)
+    app, prepare = typer.Typer(), typer.Typer()  # without geotower.cli's error boundary: exceptions stay visible
+    prepare.command("yelp")(yelp)
+    prepare.command("noop")(lambda: None)  # a second command keeps "yelp" a named sub-command
+    app.add_typer(prepare, name="prepare")
     return app
 
 

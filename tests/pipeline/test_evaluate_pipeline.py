@@ -167,10 +167,10 @@ def test_only_cold_test_users_is_a_clear_error(run: Path, tmp_path: Path) -> Non
 
 
 def test_cli_json_is_last_line(run: Path) -> None:
-    from geotower._cli.evaluate import register
+    from geotower._cli.evaluate import evaluate
 
     app = typer.Typer()
-    register(app)
+    app.command("evaluate")(evaluate)
     app.command("noop")(lambda: None)  # a second command keeps "evaluate" a named sub-command
     res = CliRunner().invoke(app, ["evaluate", str(run), "--k", "2", "--json", "--quiet"])
     assert res.exit_code == 0, res.output

@@ -12,6 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 from geotower import artifacts
+from geotower._cli import index as index_cli
+from geotower._cli import recommend as recommend_cli
 from geotower._cli import serve as serve_cli
 from geotower.errors import ArtifactError, DataError
 from geotower.pipeline import recommend as P
@@ -67,7 +69,9 @@ def test_add_items_rejects_bad_files(run_dir, loader, tmp_path) -> None:
 def cli(monkeypatch, loader) -> typer.Typer:
     monkeypatch.setattr(P, "_load", lambda run_dir, _loader: loader(run_dir))
     app = typer.Typer()
-    serve_cli.register(app)
+    app.command("index")(index_cli.index)  # without geotower.cli's error boundary: exceptions stay visible
+    app.command("recommend")(recommend_cli.recommend)
+    app.command("serve")(serve_cli.serve)
     return app
 
 

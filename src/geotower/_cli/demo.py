@@ -6,31 +6,31 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+
+from geotower._cli.options import QuietOpt, run_config
+
+__all__ = ["HELP", "demo"]
+
+HELP = ("Run the whole pipeline on embedded real OSM data (central Helsinki) with simulated reviews: prepare -> "
+        "features -> train -> evaluate vs baselines; writes a report.")
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``demo`` command to ``app``."""
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (data/, run/, report.md).")] = Path("demo-out"),
+    users: Annotated[int, typer.Option("--users", help="Simulated diners.")] = 3000,
+    reviews: Annotated[int, typer.Option("--reviews", help="Simulated reviews.")] = 45_000,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key (repeatable).")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    from geotower.evaluate.report import markdown_table
+    from geotower.pipeline.demo import DemoConfig, run_demo
 
-    @app.command("demo", help="Run the whole pipeline on embedded real OSM data (central Helsinki) with simulated "
-                              "reviews: prepare -> features -> train -> evaluate vs baselines; writes a report.")
-    def demo_cmd(
-        out: Annotated[Path, typer.Option("--out", help="Output folder (data/, run/, report.md).")] = Path("demo-out"),
-        users: Annotated[int, typer.Option("--users", help="Simulated diners.")] = 3000,
-        reviews: Annotated[int, typer.Option("--reviews", help="Simulated reviews.")] = 45_000,
-        config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
-        set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key (repeatable).")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
-    ) -> None:
-        from rich.console import Console
-
-        from geotower.config import resolve
-        from geotower.evaluate.report import markdown_table
-        from geotower.pipeline.demo import DemoConfig, run_demo
-
-        console = Console()
-        cfg = resolve(config, set_ or [])
-        result = run_demo(out, cfg, DemoConfig(n_users=users, n_reviews=reviews, seed=cfg.seed),
-                          progress=not quiet, log=lambda m: console.print(f"[bold]{m}[/bold]"))
-        console.print(markdown_table(result.evaluation.rows, result.evaluation.k))
-        console.print(f"warm test users {result.evaluation.users:,}; timings (s): {result.timings}")
-        console.print(f"report: {result.report}  (run: {out / 'run'}, data: {out / 'data'})")
+    console = Console()
+    cfg = run_config(config, set_)
+    result = run_demo(out, cfg, DemoConfig(n_users=users, n_reviews=reviews, seed=cfg.seed),
+                      progress=not quiet, log=lambda m: console.print(f"[bold]{m}[/bold]"))
+    console.print(markdown_table(result.evaluation.rows, result.evaluation.k))
+    console.print(f"warm test users {result.evaluation.users:,}; timings (s): {result.timings}")
+    console.print(f"report: {result.report}  (run: {out / 'run'}, data: {out / 'data'})")

@@ -7,44 +7,45 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from geotower._cli.options import QuietOpt, RunArg
 
 if TYPE_CHECKING:
     from geotower.pipeline.evaluate import EvalResult
 
+__all__ = ["HELP", "evaluate"]
 
-def register(app: typer.Typer) -> None:
-    """Add the ``evaluate`` command to ``app``."""
+HELP = ("Score a trained run (and, with --baselines, the baselines) on held-out interactions: Recall, NDCG, "
+        "HitRate, Precision at K.")
 
-    @app.command("evaluate", help="Score a trained run (and, with --baselines, the baselines) on held-out "
-                                  "interactions: Recall, NDCG, HitRate, Precision at K.")
-    def evaluate_cmd(
-        run: Annotated[Path, typer.Argument(help="Run folder written by 'geotower train'.")],
-        test: Annotated[Path | None, typer.Option(
-            "--test", help="Test interactions (same columns as the training data) instead of the run's held-out "
-                           "split; unknown users/items are counted and dropped.")] = None,
-        k: Annotated[int | None, typer.Option("--k", help="Cut-off K; default: the run's eval.k (10).")] = None,
-        baselines: Annotated[bool, typer.Option(
-            "--baselines", help="Also fit MostPopular, ItemKNN, ALS, BPR-MF and the content-only two-tower "
-                                "(tuned on validation) and print one table.")] = False,
-        as_json: Annotated[bool, typer.Option(
-            "--json", help="End stdout with one JSON line of geotower's metrics.")] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
-    ) -> None:
-        from geotower.pipeline.evaluate import evaluate_run
 
-        result = evaluate_run(run, k=k, test_file=test, baselines=baselines, progress=not quiet)
-        _print_table(result)
-        if as_json:
-            m = result.row("geotower").metrics
-            line = {f"{name}@{result.k}": m[name] for name in ("recall", "ndcg", "hitrate", "precision")}
-            typer.echo(json.dumps({**line, "users": result.users}))
+def evaluate(
+    run: RunArg,
+    test: Annotated[Path | None, typer.Option(
+        "--test", help="Test interactions (same columns as the training data) instead of the run's held-out "
+                       "split; unknown users/items are counted and dropped.")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Cut-off K; default: the run's eval.k (10).")] = None,
+    baselines: Annotated[bool, typer.Option(
+        "--baselines", help="Also fit MostPopular, ItemKNN, ALS, BPR-MF and the content-only two-tower "
+                            "(tuned on validation) and print one table.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="End stdout with one JSON line of geotower's metrics.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    from geotower.pipeline.evaluate import evaluate_run
+
+    result = evaluate_run(run, k=k, test_file=test, baselines=baselines, progress=not quiet)
+    _print_table(result)
+    if as_json:
+        m = result.row("geotower").metrics
+        line = {f"{name}@{result.k}": m[name] for name in ("recall", "ndcg", "hitrate", "precision")}
+        typer.echo(json.dumps({**line, "users": result.users}))
 
 
 def _print_table(result: EvalResult) -> None:
     """A rich table of every model's metrics, then the protocol counts and where the report went."""
-    from rich.console import Console
-    from rich.table import Table
-
     from geotower.evaluate.metrics import METRIC_NAMES
 
     table = Table(title=f"metrics @ K={result.k}")

