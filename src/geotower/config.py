@@ -296,9 +296,13 @@ def resolve(config_file: str | Path | None = None, overrides: typing.Sequence[st
     if config_file is not None:
         path = Path(config_file)
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a folder; give the .toml file") from None
+        except (PermissionError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
     for text in overrides:
