@@ -232,8 +232,8 @@ def validate(cfg: RunConfig) -> None:
     for key in _NON_NEGATIVE:
         if key in flat and flat[key] < 0:
             raise ConfigError(f"{key}: must be >= 0, got {flat[key]!r}")
-    if _PORT in flat and not 1 <= flat[_PORT] <= 65535:
-        raise ConfigError(f"{_PORT}: must be a TCP port in 1..65535, got {flat[_PORT]!r}")
+    if _PORT in flat:
+        check_port(flat[_PORT], _PORT)
     for key in _FRACTIONS:
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must be in [0, 1], got {flat[key]!r}")
@@ -261,6 +261,13 @@ def _validate_combinations(cfg: RunConfig) -> None:
         raise ConfigError("train.n_negatives: the bpr loss needs at least 1 negative per positive")
     if not (cfg.model.use_item_features or cfg.model.use_item_id):
         raise ConfigError("model: the item tower needs model.use_item_features or model.use_item_id")
+
+
+def check_port(port: int, name: str = "--port") -> int:
+    """A TCP port to bind (``serve --port 70000`` was a traceback)."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name}: must be a TCP port in 1..65535, got {port!r}")
+    return port
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -84,12 +84,19 @@ def register(app: typer.Typer) -> None:
     def serve_cmd(run: RunArg,
                   host: Annotated[str, typer.Option(help="Bind address; keep 127.0.0.1 unless the service must "
                                                          "be reachable from other machines.")] = "127.0.0.1",
-                  port: Annotated[int, typer.Option(help="TCP port.")] = 8000) -> None:
+                  port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+                  allow_host: Annotated[list[str] | None, typer.Option(
+                      "--allow-host", help="Also answer requests for this Host name (repeatable), e.g. the "
+                                           "machine's DNS name when binding 0.0.0.0; others get 400.")] = None
+                  ) -> None:
         import uvicorn
 
-        from geotower.retrieve.service import create_app
+        from geotower.config import check_port
+        from geotower.retrieve.service import LOOPBACK_HOSTS, create_app
 
-        app_ = create_app(run)
+        check_port(port)
+        wildcard = host in ("0.0.0.0", "::", "")
+        app_ = create_app(run, allowed_hosts=[*LOOPBACK_HOSTS, *([] if wildcard else [host]), *(allow_host or [])])
         if host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"warning: binding to {host}; the service has no authentication", err=True)
         uvicorn.run(app_, host=host, port=port, log_level="info")
