@@ -43,8 +43,13 @@ ID_COLUMNS = ("item_id", "user_id", "business_id")  # always read as strings: "0
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path in the same folder; on success rename it onto ``path`` (atomic on POSIX)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise ArtifactError(f"cannot write {path}: it is an existing folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # read-only medium, a file where a folder should be, no space
+        raise ArtifactError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -506,11 +511,14 @@ def staged_folder(final: str | Path, kind: str, *, keep_existing: bool = False, 
     final = check_output_dir(final, inputs)
     recover_folder(final)
     stage = staging_path(final)
-    if stage.exists() and not (reuse and stage.is_dir()):
-        shutil.rmtree(stage) if stage.is_dir() else stage.unlink()
-    fresh = not stage.exists()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    stage.mkdir(exist_ok=True)
+    try:
+        if stage.exists() and not (reuse and stage.is_dir()):
+            shutil.rmtree(stage) if stage.is_dir() else stage.unlink()
+        fresh = not stage.exists()
+        final.parent.mkdir(parents=True, exist_ok=True)
+        stage.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write {final}: {exc.strerror or exc}") from None
     write_json(stage / _LOCK, {"pid": os.getpid(), "resumable": resumable})
     if fresh and keep_existing and final.is_dir():
         _link_tree(final, stage)

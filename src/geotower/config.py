@@ -274,6 +274,13 @@ def _validate_combinations(cfg: RunConfig) -> None:
         raise ConfigError("model: the item tower needs model.use_item_features or model.use_item_id")
 
 
+def check_port(port: int, name: str = "--port") -> int:
+    """A TCP port to bind (``serve --port 70000`` was a traceback)."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name}: must be a TCP port in 1..65535, got {port!r}")
+    return port
+
+
 def _parse_override(text: str) -> tuple[list[str], Any]:
     """``section.key=value`` → (["section", "key"], value); value parsed as a TOML literal, else a string."""
     if "=" not in text:
@@ -297,9 +304,13 @@ def resolve(config_file: str | Path | None = None, overrides: typing.Sequence[st
     if config_file is not None:
         path = Path(config_file)
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a folder; give the .toml file") from None
+        except (PermissionError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
     return with_overrides(raw, overrides)

@@ -138,3 +138,27 @@ def test_diverging_training_stops_and_saves_nothing(cluster_data: Path, tiny_cfg
     for f in checkpoints.glob("*.safetensors") if checkpoints.exists() else []:
         for name, values in artifacts.load_arrays(f).items():
             assert np.isfinite(values).all() if values.dtype.kind == "f" else True, (f, name)
+
+
+def test_new_items_with_text_in_a_numeric_feature_name_row_and_column(tiny_run: Path, cluster_data: Path,
+                                                                       tmp_path: Path) -> None:
+    """``index --add`` with a non-numeric feature column gave a traceback."""
+    import pandas as pd
+
+    from geotower.errors import DataError
+    from geotower.pipeline.recommend import add_items
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    items = pd.read_parquet(cluster_data / "items.parquet").iloc[[20, 20]].assign(item_id=["n1", "n2"])
+    items["stars"] = items["stars"].astype(object)
+    items.iloc[1, items.columns.get_loc("stars")] = "five"
+    items.to_csv(tmp_path / "new.csv", index=False)
+    before = _snapshot(run)
+    with pytest.raises(DataError, match=r"new.csv, row 1, column 'stars'"):
+        add_items(run, tmp_path / "new.csv")
+    assert _snapshot(run) == before
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

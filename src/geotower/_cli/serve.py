@@ -19,14 +19,20 @@ def serve(run: RunArg,
                                                         "127.0.0.1 unless the service must be reachable from other "
                                                         "machines.")] = None,
           port: Annotated[int | None, typer.Option(help="TCP port (default: serve.port, 8000).")] = None,
+          allow_host: Annotated[list[str] | None, typer.Option(
+              "--allow-host", help="Also answer requests for this Host name (repeatable), e.g. the machine's DNS "
+                                   "name when binding 0.0.0.0; others get 400.")] = None,
           config: ConfigOpt = None, set_: SetOpt = None) -> None:
     import uvicorn
 
-    from geotower.retrieve.service import create_app
+    from geotower.config import check_port
+    from geotower.retrieve.service import LOOPBACK_HOSTS, create_app
 
     cfg = run_config(config, set_)
-    host, port = host or cfg.serve.host, cfg.serve.port if port is None else port
-    app_ = create_app(run)
+    host, port = host or cfg.serve.host, check_port(cfg.serve.port if port is None else port)
+    wildcard = host in ("0.0.0.0", "::", "")
+    hosts = [*LOOPBACK_HOSTS, *([] if wildcard else [host]), *cfg.serve.allowed_hosts, *(allow_host or [])]
+    app_ = create_app(run, allowed_hosts=hosts)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: binding to {host}; the service has no authentication", err=True)
     uvicorn.run(app_, host=host, port=port, log_level="info")

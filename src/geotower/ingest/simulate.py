@@ -370,7 +370,7 @@ def simulate(places_path: str | Path, out: str | Path, cfg: SimConfig, features:
     Returns:
         Counts: places, users, reviews.
     """
-    out = Path(out)
+    out = artifacts.check_output_dir(out)  # a file or read-only path: one-line error before the work
     rng = np.random.default_rng(cfg.seed)
     pl = build_places(read_places(places_path), cfg, rng, None if features is None else Path(features))
     cap = min(cfg.max_reviews_per_user, cfg.n_near, len(pl.xy))

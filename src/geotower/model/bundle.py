@@ -122,6 +122,7 @@ class ModelBundle:
     def embed_new_items(self, items: pd.DataFrame) -> np.ndarray:
         """(n, d) embeddings of places from their feature columns alone (same columns as training)."""
         self.item_encoder.check_columns(items)
+        items = _numeric_features(items, list(getattr(self.item_encoder, "numeric_", [])))
         enc = self.item_encoder.transform(items)
         with torch.no_grad():
             v = self.model.new_item_embeddings(torch.from_numpy(enc.dense), torch.from_numpy(enc.cells))
@@ -130,6 +131,20 @@ class ModelBundle:
 
 _DATA_FILES = {f"{stem}{suffix}" for stem in (S.INTERACTIONS_STEM, S.ITEMS_STEM, S.USERS_STEM)
                for suffix in S.TABLE_SUFFIXES} | {S.DATASET_TOML}
+
+
+def _numeric_features(items: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The numeric feature columns of new items as numbers; a text value is a DataError naming row and column."""
+    items = items.copy()
+    for col in columns:
+        values = pd.to_numeric(items[col], errors="coerce")
+        bad = (values.isna() & items[col].notna()).to_numpy() | np.isinf(values.to_numpy(dtype=float))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"must be a finite number (a numeric feature in training), got {items[col].iloc[i]!r}",
+                            row=i, column=col)
+        items[col] = values.astype(float)
+    return items
 
 
 def _verify_data(manifest: dict[str, Any]) -> None:

@@ -133,7 +133,10 @@ def add_items(run_dir: str | Path, items_path: str | Path, exact_max_items: int 
     bundle = _load(run_dir, loader)
     before = load_catalog(bundle, run_dir)
     table = _read_new_items(items_path, set(before.item_ids.tolist()))
-    new_emb = np.asarray(bundle.embed_new_items(table), dtype=np.float32)  # (m, d)
+    try:
+        new_emb = np.asarray(bundle.embed_new_items(table), dtype=np.float32)  # (m, d)
+    except DataError as exc:  # name the file the bad row is in
+        raise DataError(exc.message, path=exc.path or items_path, row=exc.row, column=exc.column) from None
     index = load_index(run_dir, before.emb)[0] if read_index_meta(run_dir) is not None else None
     with artifacts.staged_folder(run_dir, "run", keep_existing=True) as stage:  # items + index in one swap
         save_added(stage, table, new_emb)

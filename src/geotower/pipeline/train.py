@@ -68,9 +68,16 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
     continues from that staging folder's checkpoints (or from a complete run's).
     """
     out = Path(out_dir)
-    with artifacts.staged_folder(out, "run", keep_existing=resume, resumable=True, reuse=resume,
-                                 inputs=[data_dir]) as stage:
-        result = _train_into(data_dir, stage, cfg, resume, progress)
+    previous = torch.are_deterministic_algorithms_enabled()
+    # multi-threaded CPU kernels (index_add/scatter backward) otherwise sum in a varying order: same seed,
+    # different bytes with 2+ threads; deterministic kernels cost no measurable time (docs/reliability.md)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with artifacts.staged_folder(out, "run", keep_existing=resume, resumable=True, reuse=resume,
+                                     inputs=[data_dir]) as stage:
+            result = _train_into(data_dir, stage, cfg, resume, progress)
+    finally:
+        torch.use_deterministic_algorithms(previous)
     return dataclasses.replace(result, run_dir=out, paths={"run": out, "manifest": out / artifacts.MANIFEST})
 
 

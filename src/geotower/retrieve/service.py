@@ -84,8 +84,8 @@ def create_app(run_dir: str | Path, loader: Callable[[Path], BundleLike] | None 
         run_dir: a run written by ``geotower train`` (and optionally ``geotower index``).
         loader: how to load the bundle; default ``geotower.model.bundle.load_bundle(run_dir, verify_data=True)``.
         exact_max_items: catalog size up to which an in-memory index is exact (only used without a saved index).
-        allowed_hosts: ``Host`` names answered (port ignored); default the loopback names plus the run
-            config's ``serve.allowed_hosts``; ``["*"]`` turns the check off.
+        allowed_hosts: ``Host`` names answered (port ignored), default the loopback names; the run config's
+            ``serve.allowed_hosts`` are always added; ``["*"]`` turns the check off.
         osm: an OSM extract to draw the map's surroundings from (written to ``RUN/surroundings.json``; without it
             an existing file is served).
 
@@ -102,9 +102,9 @@ def create_app(run_dir: str | Path, loader: Callable[[Path], BundleLike] | None 
     app = FastAPI(title="geotower", version="1", description="Geo-aware two-tower place recommendations.",
                   docs_url=None, redoc_url=None)  # /docs is served below from packaged files, not a CDN
     app.state.recommender = rec
-    if allowed_hosts is None:
-        cfg = getattr(bundle, "config", None)
-        allowed_hosts = [*LOOPBACK_HOSTS, *(cfg.serve.allowed_hosts if cfg is not None else ())]
+    cfg = getattr(bundle, "config", None)
+    allowed_hosts = [*(LOOPBACK_HOSTS if allowed_hosts is None else allowed_hosts),
+                     *(cfg.serve.allowed_hosts if cfg is not None else ())]
     _add_guards(app, allowed_hosts)
     _add_error_handlers(app)
     _add_api_routes(app, rec, meta)
