@@ -21,10 +21,10 @@ from geotower import __version__
 from geotower.errors import GeotowerError, GeotowerWarning
 
 COMMANDS = ("prepare", "features", "simulate", "train", "evaluate", "index", "recommend", "serve", "demo")
-_MODULES = ("ingest", "features", "train", "evaluate", "serve", "demo")
+_MODULES = ("ingest", "checkins", "features", "train", "evaluate", "serve", "demo")
 
 app = typer.Typer(help="geotower: geo-aware two-tower retrieval for places, from Yelp + OpenStreetMap to a service.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=True)
 
 
 def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
@@ -46,8 +46,17 @@ def _print_version(value: bool) -> None:
 def _main(
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
                                  help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details (DEBUG) to stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr (no warnings, no info)."),
 ) -> None:
     """geotower: geo-aware two-tower retrieval for places."""
+    import logging
+
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
+    if quiet:
+        warnings.simplefilter("ignore", GeotowerWarning)
+        return
     warnings.showwarning = _show_warning
     warnings.simplefilter("always", GeotowerWarning)
 

@@ -65,6 +65,8 @@ def register(app: typer.Typer) -> None:
                       liked: Annotated[str | None, typer.Option(help="Liked item ids ID,ID,... (cold start).")]
                       = None,
                       include_seen: Annotated[bool, typer.Option(help="Keep train-seen places.")] = False,
+                      explain: Annotated[bool, typer.Option(help="Say why: liked places, distance and surroundings "
+                                                                 "features that contributed most.")] = False,
                       as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
                       config: ConfigOpt = None, set_: SetOpt = None) -> None:
         from geotower.config import resolve
@@ -73,23 +75,29 @@ def register(app: typer.Typer) -> None:
 
         cfg = resolve(config, set_ or ())
         query = Query(user, _ids(liked), k, _pair(near), radius_km, not include_seen)
-        res = recommend_run(run, query, cfg.serve.exact_max_items)
+        res = recommend_run(run, query, cfg.serve.exact_max_items, explain=explain)
         if as_json:
             typer.echo(json.dumps({"items": res.items, "mode": res.mode, "note": res.note}, indent=2))
             return
         _print_table(res.items, res.mode, res.note)
+        if explain:
+            for i, it in enumerate(res.items, 1):
+                typer.echo(f"{i}. {it['name'] or it['item_id']}: {it['reasons']['text']}")
 
     @app.command("serve", help="Serve the run over HTTP (FastAPI + uvicorn): /recommend, /items, /docs and a "
                                "map page at /.")
     def serve_cmd(run: RunArg,
                   host: Annotated[str, typer.Option(help="Bind address; keep 127.0.0.1 unless the service must "
                                                          "be reachable from other machines.")] = "127.0.0.1",
-                  port: Annotated[int, typer.Option(help="TCP port.")] = 8000) -> None:
+                  port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+                  osm: Annotated[Path | None, typer.Option(help="OSM extract (the features' source) to draw the "
+                                                                "map's roads, water, land use and buildings from."
+                                                           )] = None) -> None:
         import uvicorn
 
         from geotower.retrieve.service import create_app
 
-        app_ = create_app(run)
+        app_ = create_app(run, osm=osm)
         if host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"warning: binding to {host}; the service has no authentication", err=True)
         uvicorn.run(app_, host=host, port=port, log_level="info")
