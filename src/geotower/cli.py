@@ -16,13 +16,13 @@ from typing import Any
 import typer
 
 from geotower import __version__
-from geotower._cli import demo, evaluate, features, index, prepare, recommend, serve, simulate, train
+from geotower._cli import checkins, demo, evaluate, features, index, prepare, recommend, serve, simulate, train
 from geotower.errors import GeotowerError, GeotowerWarning
 
 __all__ = ["COMMANDS", "app"]
 
 app = typer.Typer(help="geotower: geo-aware two-tower retrieval for places, from Yelp + OpenStreetMap to a service.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=True)
 
 
 def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
@@ -44,8 +44,17 @@ def _print_version(value: bool) -> None:
 def _main(
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
                                  help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details (DEBUG) to stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr (no warnings, no info)."),
 ) -> None:
     """geotower: geo-aware two-tower retrieval for places."""
+    import logging
+
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
+    if quiet:
+        warnings.simplefilter("ignore", GeotowerWarning)
+        return
     warnings.showwarning = _show_warning
     warnings.simplefilter("always", GeotowerWarning)
 
@@ -74,7 +83,9 @@ def _group(name: str, help_text: str) -> typer.Typer:
     return group
 
 
-_command(_group("prepare", prepare.HELP), "yelp", prepare.yelp, prepare.YELP_HELP)
+_prepare = _group("prepare", prepare.HELP)
+_command(_prepare, "yelp", prepare.yelp, prepare.YELP_HELP)
+_command(_prepare, "checkins", checkins.checkins, checkins.CHECKINS_HELP)
 _command(_group("features", features.HELP), "osm", features.osm, features.OSM_HELP)
 _command(app, "simulate", simulate.simulate, simulate.HELP)
 _command(app, "train", train.train, train.HELP)

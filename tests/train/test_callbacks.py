@@ -62,3 +62,33 @@ def test_tensorboard_and_curves(tmp_path: Path) -> None:
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
     write_curves(tmp_path / "curves.png", state.history, 10)
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_mlflow_logger_sends_params_and_metrics_through_the_callback_protocol(monkeypatch) -> None:
+    import sys
+    import types
+
+    from geotower.train.callbacks import mlflow_from_env
+    from geotower.train.loop import LoopState
+
+    calls: list[tuple] = []
+    fake = types.SimpleNamespace(
+        start_run=lambda run_name=None: calls.append(("start", run_name)),
+        log_params=lambda p: calls.append(("params", p)),
+        log_metric=lambda k, v, step=None: calls.append(("metric", k, step)),
+        log_metrics=lambda m, step=None: calls.append(("metrics", sorted(m), step)),
+        end_run=lambda: calls.append(("end",)))
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert mlflow_from_env({"train.lr": 0.001}) == []
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:///tmp/mlruns")
+    (logger,) = mlflow_from_env({"train.lr": 0.001}, "run")
+    state = LoopState()
+    state.step, state.epoch, state.best_epoch = 50, 1, 1
+    state.history = [{"epoch": 1, "loss": 0.5, "ndcg": 0.2}]
+    logger.on_step(state, 0.5)
+    logger.on_epoch_end(state, None)
+    logger.on_train_end(state)
+    assert calls == [("start", "run"), ("params", {"train.lr": "0.001"}), ("metric", "train/loss_step", 50),
+                     ("metrics", ["epoch/loss", "epoch/ndcg"], 1), ("metrics", ["best_loss", "best_ndcg"], None),
+                     ("end",)]

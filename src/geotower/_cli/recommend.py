@@ -36,6 +36,8 @@ def recommend(run: RunArg,
               radius_km: Annotated[float | None, typer.Option(help="Only places within R km of --near.")] = None,
               liked: Annotated[str | None, typer.Option(help="Liked item ids ID,ID,... (cold start).")] = None,
               include_seen: Annotated[bool, typer.Option(help="Keep train-seen places.")] = False,
+              explain: Annotated[bool, typer.Option(help="Say why: liked places, distance and surroundings features "
+                                                         "that contributed most.")] = False,
               as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
               config: ConfigOpt = None, set_: SetOpt = None) -> None:
     from geotower.pipeline.recommend import recommend_run
@@ -43,11 +45,14 @@ def recommend(run: RunArg,
 
     cfg = run_config(config, set_)
     query = Query(user, parse_ids(liked), k, _pair(near), radius_km, not include_seen)
-    res = recommend_run(run, query, cfg.serve.exact_max_items)
+    res = recommend_run(run, query, cfg.serve.exact_max_items, explain=explain)
     if as_json:
         typer.echo(json.dumps({"items": res.items, "mode": res.mode, "note": res.note}, indent=2))
         return
     _print_table(res.items, res.mode, res.note)
+    if explain:
+        for i, it in enumerate(res.items, 1):
+            typer.echo(f"{i}. {it['name'] or it['item_id']}: {it['reasons']['text']}")
 
 
 def _print_table(items: list[dict[str, Any]], mode: str, note: str | None) -> None:

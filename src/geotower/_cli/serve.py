@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +23,8 @@ def serve(run: RunArg,
           allow_host: Annotated[list[str] | None, typer.Option(
               "--allow-host", help="Also answer requests for this Host name (repeatable), e.g. the machine's DNS "
                                    "name when binding 0.0.0.0; others get 400.")] = None,
+          osm: Annotated[Path | None, typer.Option(help="OSM extract (the features' source) to draw the map's "
+                                                        "roads, water, land use and buildings from.")] = None,
           config: ConfigOpt = None, set_: SetOpt = None) -> None:
     import uvicorn
 
@@ -32,7 +35,7 @@ def serve(run: RunArg,
     host, port = host or cfg.serve.host, check_port(cfg.serve.port if port is None else port)
     wildcard = host in ("0.0.0.0", "::", "")
     hosts = [*LOOPBACK_HOSTS, *([] if wildcard else [host]), *cfg.serve.allowed_hosts, *(allow_host or [])]
-    app_ = create_app(run, allowed_hosts=hosts)
+    app_ = create_app(run, allowed_hosts=hosts, osm=osm)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: binding to {host}; the service has no authentication", err=True)
     uvicorn.run(app_, host=host, port=port, log_level="info")

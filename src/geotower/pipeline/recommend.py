@@ -153,17 +153,17 @@ def add_items(run_dir: str | Path, items_path: str | Path, exact_max_items: int 
 
 
 def recommend_run(run_dir: str | Path, query: Query, exact_max_items: int = 50_000,
-                  loader: Loader | None = None) -> RecommendResult:
+                  loader: Loader | None = None, explain: bool = False) -> RecommendResult:
     """Answer one query over a run (loads the bundle and index; for many queries use the service)."""
     run_dir = Path(run_dir)
-    rec = open_recommender(_load(run_dir, loader), run_dir, exact_max_items)
-    return answer(rec, query)
+    rec = open_recommender(_load(run_dir, loader), run_dir, exact_max_items, explain=explain)
+    return answer(rec, query, explain)
 
 
-def answer(rec: Recommender, query: Query) -> RecommendResult:
-    """Run one query on an open recommender and attach the public item fields."""
+def answer(rec: Recommender, query: Query, explain: bool = False) -> RecommendResult:
+    """Run one query on an open recommender and attach the public item fields (and ``reasons``)."""
     result = rec.recommend(query)
-    items = rec.records(result)
+    items = rec.records(result, explain)
     return RecommendResult(items, result.mode, result.note,
                            {"user_id": query.user_id, "liked": list(query.liked), "k": query.k,
                             "near": None if query.near is None else list(query.near), "radius_km": query.radius_km})

@@ -32,7 +32,7 @@ from geotower.model.encoders import TableEncoder
 from geotower.model.towers import TowerEnsemble, TowerSpec, TwoTower
 from geotower.model.trend import calibrate_weights
 from geotower.train.batches import TrainData
-from geotower.train.callbacks import Checkpointer, TensorBoardLogger, write_curves
+from geotower.train.callbacks import Checkpointer, TensorBoardLogger, mlflow_from_env, write_curves
 from geotower.train.loop import LoopState, fit, two_tower_loss
 from geotower.train.resume import fresh_or_resume
 from geotower.train.sampling import hard_negative_neighbours, make_sampler, train_data
@@ -185,8 +185,9 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
     tb = TensorBoardLogger(out / "tb", hparams, purge_step=(state.step + 1) if state else None)
     validator = _validator(setup, fit_data, cfg)
     t = cfg.train
+    callbacks = [tb, ckpt, *mlflow_from_env(hparams, out.name)]
     state = fit(model, optimizer, sampler, two_tower_loss(t.loss), t.epochs, patience=t.patience if validator else 0,
-                validate=validator, metric="ndcg", callbacks=[tb, ckpt], state=state, progress=progress)
+                validate=validator, metric="ndcg", callbacks=callbacks, state=state, progress=progress)
     return model, state, validator is not None
 
 

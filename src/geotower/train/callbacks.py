@@ -1,4 +1,4 @@
-"""Training callbacks: TensorBoard logging and per-epoch checkpoints (written atomically through artifacts).
+"""Training callbacks: TensorBoard (and optional MLflow) logging and per-epoch checkpoints (written atomically).
 
 A checkpoint is two files per epoch: ``epoch_NNNN.safetensors`` (model weights, optimizer tensors, best weights,
 RNG states as uint8 arrays) and then ``epoch_NNNN.json`` (loop state, optimizer hyperparameters). The JSON is
@@ -53,6 +53,49 @@ class TensorBoardLogger:
         metrics = {f"hparam/best_{k}": v for k, v in _best_record(state).items() if k != "epoch"}
         self.writer.add_hparams(self.hparams, metrics, run_name=".")
         self.writer.close()
+
+
+class MLflowLogger:
+    """The same events as :class:`TensorBoardLogger`, sent to an MLflow tracking server or folder.
+
+    Optional (``pip install geotower[mlflow]``): :func:`mlflow_from_env` attaches it when ``MLFLOW_TRACKING_URI``
+    is set, so nothing changes for users without MLflow. Params are logged once, metrics per step/epoch, the
+    best epoch's metrics at the end.
+    """
+
+    def __init__(self, hparams: dict[str, Any], run_name: str | None = None, every: int = 50) -> None:
+        import mlflow
+
+        self.mlflow, self.every = mlflow, max(1, every)
+        self.run = mlflow.start_run(run_name=run_name)
+        mlflow.log_params({k: str(v)[:500] for k, v in hparams.items()})
+
+    def on_step(self, state: LoopState, loss: float) -> None:
+        if state.step % self.every == 0:
+            self.mlflow.log_metric("train/loss_step", loss, step=state.step)
+
+    def on_epoch_end(self, state: LoopState, model: nn.Module) -> None:
+        self.mlflow.log_metrics({f"epoch/{k}": float(v) for k, v in state.history[-1].items() if k != "epoch"},
+                                step=state.epoch)
+
+    def on_train_end(self, state: LoopState) -> None:
+        best = {f"best_{k}": float(v) for k, v in _best_record(state).items() if k != "epoch"}
+        if best:
+            self.mlflow.log_metrics(best)
+        self.mlflow.end_run()
+
+
+def mlflow_from_env(hparams: dict[str, Any], run_name: str | None = None) -> list[MLflowLogger]:
+    """``[MLflowLogger]`` when ``MLFLOW_TRACKING_URI`` is set (an error if mlflow is then missing), else ``[]``."""
+    import os
+
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        return []
+    try:
+        return [MLflowLogger(hparams, run_name)]
+    except ImportError as exc:
+        raise ImportError("MLFLOW_TRACKING_URI is set but mlflow is not installed: pip install 'geotower[mlflow]'"
+                          ) from exc
 
 
 def _best_record(state: LoopState) -> dict[str, float]:
