@@ -90,6 +90,8 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("members=2", ["model.members=2"]),
         ("members=3, cell_dim=64", ["model.cell_dim=64"]),
     ],
+    # third sweep (docs/quality.md, "Fast defaults"): the learning rate once steps are cheap
+    "geotower-speed": [("lr=3e-3", ["train.lr=3e-3"]), ("lr=1e-2", ["train.lr=1e-2"])],
     "geotower-sweep": SWEEP,
     "geotower-short": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT],  # most telling first
     "geotower-short2": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT2],

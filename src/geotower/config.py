@@ -57,7 +57,7 @@ class ModelConfig:
     # on Singapore (docs/quality.md)
     history_weighted: bool = False  # pool the history with confidence weights instead of a plain mean
     item_bias: bool = False  # learned per-item score offset (initialised at the smoothed log-popularity)
-    members: int = 3  # ensemble: train this many towers from different seeds and average their scores (one dot
+    members: int = 1  # ensemble: train this many towers from different seeds and average their scores (one dot
     # product over concatenated embeddings); extra members are trained like the refit, for the chosen epoch count.
     # 3 measured +0.01 NDCG@10 on ML-100K and Singapore over 1 (docs/quality.md); 1 = a single model, ~1.7x faster
     trend_half_lives_days: tuple[float, ...] = (0.5, 2.0, 8.0)  # time-decayed popularity prior, one learned weight
@@ -71,16 +71,17 @@ class TrainConfig:
 
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    epochs: int = 30
-    batch_size: int = 2048
+    epochs: int = 20
+    batch_size: int = 512
     loss: str = "softmax"  # "bce", "bpr" or "softmax" (in-batch, logQ-corrected)
     n_negatives: int = 1  # per positive for bce/bpr; extra uniform negatives for softmax
     logq_correction: bool = True
     hard_negative_ratio: float = 0.0  # share of sampled negatives drawn near the positive (geo-hard)
     hard_negative_km: float = 1.0
     val_fraction: float = 0.1  # validation carved from train (temporal when timestamps exist)
-    patience: int = 5  # early stopping on validation NDCG@k; 0 disables
-    threads: int = 0  # torch.set_num_threads; 0 = leave torch's default
+    patience: int = 2  # early stopping on validation NDCG@k; 0 disables
+    threads: int = 1  # torch.set_num_threads; 0 = leave torch's default (all cores: measured 7x slower per epoch
+    # on the shared 2-core box, small ops oversubscribe; docs/quality.md)
     device: str = "cpu"
     history_leave_one_out: bool = True  # drop the target item from its own history bag while training
     refit: bool = True  # after early stopping, retrain on ALL training rows (validation included) for the best
@@ -90,7 +91,7 @@ class TrainConfig:
     calibrate_trend: bool = False  # after early stopping, refit the trend prior's weights on the validation rows
     # (later in time than the training rows) and keep them fixed in the refit (measured worse than learning them
     # jointly with the short default half-lives on ML-100K, docs/quality.md)
-    full_softmax_max_items: int = 50_000  # softmax over the WHOLE catalogue up to this many items (exact, no
+    full_softmax_max_items: int = 0  # softmax over the WHOLE catalogue up to this many items (exact, no
     # sampling bias, so no logQ needed); larger catalogues use in-batch negatives + logQ. 0 = always in-batch
 
 
