@@ -145,6 +145,29 @@ def _with_identity(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(1.0 / np.maximum(norm, 1e-12)) @ m, dtype=np.float32)
 
 
+def category_features(task: Task) -> sp.csr_matrix:
+    """Multi-hot Yelp categories (", "-separated), rows not normalised (no identity block)."""
+    cats = task.dataset.items["categories"].fillna("").astype(str).str.split(", ")
+    codes, _ = pd.factorize(cats.explode())
+    rows = np.repeat(np.arange(len(cats)), cats.str.len())
+    ok = codes >= 0
+    return sp.csr_matrix((np.ones(ok.sum(), np.float32), (rows[ok], codes[ok])), shape=(len(cats), codes.max() + 1))
+
+
+def content_features(task: Task) -> sp.csr_matrix:
+    """Identity + the data set's content, rows L1-normalised: genres + year (ML-100K), categories + 1/2 km cells
+    (Yelp), 0.5/1/2 km cells (Singapore). Shared by LightFM and the plain two-tower."""
+    if task.name == "ml100k":
+        return movie_features(task)
+    cells = grid_cell_features(task, (1.0, 2.0) if task.name == "yelp" else (0.5, 1.0, 2.0))
+    if task.name != "yelp":
+        return cells
+    cats = category_features(task)
+    m = sp.hstack([sp.csr_matrix(cells > 0, dtype=np.float32), cats], format="csr")
+    norm = np.asarray(m.sum(axis=1)).ravel()
+    return sp.csr_matrix(sp.diags(1.0 / np.maximum(norm, 1e-12)) @ m, dtype=np.float32)
+
+
 def _warp_epochs(task: Task, features: sp.csr_matrix, params: dict[str, Any], max_epochs: int,
                  every: int, weighted: bool) -> Iterator[tuple[int, float, Callable[[np.ndarray], np.ndarray]]]:
     """Train one LightFM-WARP model, yielding (epochs so far, fit seconds, scorer) every ``every`` epochs."""
