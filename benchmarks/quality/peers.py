@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from geotower import schema as S
-from geotower.evaluate.metrics import evaluate_scorer, ground_truth, hit_matrix, rank_topk
+from geotower.evaluate.metrics import evaluate_scorer
 
 from .tasks import Task
 
@@ -36,26 +36,18 @@ def score_table(task: Task, user_vecs: np.ndarray, item_vecs: np.ndarray,
 
 
 def evaluate(task: Task, score: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
-    """Validation metrics at K=10 over the task's warm users, plus the standard error of NDCG@10."""
+    """Validation metrics at K=10 over the task's warm users, plus the standard errors of NDCG@10 and Recall@10."""
+    from geotower.evaluate.stats import per_user, standard_error
+
     metrics = evaluate_scorer(score, task.users, task.relevant, task.seen, K)
-    return {**metrics, "ndcg_se": ndcg_standard_error(task, score)}
-
-
-def ndcg_standard_error(task: Task, score: Callable[[np.ndarray], np.ndarray]) -> float:
-    """Standard error of the per-user NDCG@10 mean (same users and masking as ``evaluate_scorer``)."""
-    truth = ground_truth(task.relevant, task.seen)
-    users = task.users[np.diff(truth.indptr)[task.users] > 0]
-    topk = rank_topk(score(users), task.seen[users], K)
-    hits = hit_matrix(topk, truth[users])  # (n, K)
-    discount = 1.0 / np.log2(np.arange(2, K + 2))
-    n_rel = np.minimum(np.diff(truth[users].indptr), K)
-    per_user = (hits @ discount) / np.cumsum(discount)[n_rel - 1]
-    return float(per_user.std(ddof=1) / np.sqrt(len(users)))
+    pu = per_user(score, task.users, task.relevant, task.seen, K)
+    return {**metrics, "ndcg_se": standard_error(pu.ndcg), "recall_se": standard_error(pu.recall)}
 
 
 def _row(model: str, params: dict[str, Any], metrics: dict[str, float], fit_s: float) -> Result:
     return {"model": model, "params": params, "ndcg": metrics["ndcg"], "ndcg_se": metrics["ndcg_se"],
-            "recall": metrics["recall"], "users": metrics["users"], "fit_s": round(fit_s, 2)}
+            "recall": metrics["recall"], "recall_se": metrics.get("recall_se"), "users": metrics["users"],
+            "fit_s": round(fit_s, 2)}
 
 
 # --- popularity -----------------------------------------------------------------------------------------
@@ -209,11 +201,10 @@ def run_lightfm(task: Task, features: sp.csr_matrix, grid: dict[str, list[Any]],
 # --- the product's own baselines (geotower.evaluate.baselines), tuned on the validation part ------------------
 PRODUCT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "recent": {"half_life_days": [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1024.0]},
-    "itemknn": {"n_neighbors": [20, 50, 100, 200, 500, 1000]},
-    "rp3beta": {"alpha": [0.5, 0.75, 1.0, 1.25], "beta": [0.0, 0.2, 0.4, 0.6], "n_neighbors": [50, 200, 1000]},
-    "ease": {"l2": [5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 3000.0]},
-    "bpr": {"factors": [32, 64, 128], "learning_rate": [0.01, 0.05, 0.1], "regularization": [0.001, 0.01],
-            "iterations": [50, 100, 200]},
+    "itemknn": {"n_neighbors": [20, 50, 200, 1000]},
+    "rp3beta": {"alpha": [0.5, 1.0], "beta": [0.0, 0.25, 0.5], "n_neighbors": [100, 500]},
+    "ease": {"l2": [20.0, 100.0, 300.0, 1000.0, 3000.0]},
+    "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05], "regularization": [0.01], "iterations": [50, 200]},
 }
 
 

@@ -26,7 +26,7 @@ from geotower.errors import GeotowerWarning
 from . import peers
 from .tasks import BUILDERS, Task, load_task
 
-ALS_GRID = {"factors": [16, 32, 64, 128], "reg": [0.01, 0.1, 1.0, 10.0], "alpha": [1.0, 5.0, 20.0]}
+ALS_GRID = {"factors": [32, 64, 128], "reg": [0.1, 1.0, 10.0], "alpha": [1.0, 5.0, 20.0]}
 LFM_GRID = {"dim": [64, 128], "lr": [0.05], "item_alpha": [0.0, 1e-6]}
 PLAIN_GRID = {"dim": [64], "temperature": [0.05, 0.1, 0.2], "lr": [0.01]}
 PRODUCT = ("recent", "itemknn", "rp3beta", "ease", "bpr")  # geotower.evaluate.baselines, tuned here
@@ -106,12 +106,17 @@ def print_table(name: str, rows: list[dict[str, Any]], show_all: bool) -> None:
     shown = sorted(rows, key=lambda r: -r["ndcg"]) if show_all else best_rows(rows)
     users = shown[0]["users"] if shown else 0
     print(f"\n## {name} (validation, {users} users, NDCG@10 / Recall@10)\n")
-    print("| model | val NDCG@10 (± s.e.) | val Recall@10 | fit s | settings |")
+    print("| model | val NDCG@10 (± s.e.) | val Recall@10 (± s.e.) | fit s | settings |")
     print("|---|---|---|---|---|")
     for r in shown:
         settings = ", ".join(f"{k}={v}" for k, v in r["params"].items())
         se = f" ± {r['ndcg_se']:.3f}" if "ndcg_se" in r else ""
-        print(f"| {r['model']} | {r['ndcg']:.4f}{se} | {r['recall']:.4f} | {r['fit_s']:.1f} | {settings} |")
+        rse = f" ± {r['recall_se']:.3f}" if r.get("recall_se") is not None else ""
+        print(f"| {r['model']} | {r['ndcg']:.4f}{se} | {r['recall']:.4f}{rse} | {r['fit_s']:.1f} | {settings} |")
+    curves = [r for r in shown if r.get("curve")]
+    for r in curves:  # geotower's time-to-quality: seconds since train_run started -> internal validation NDCG@10
+        points = ", ".join(f"{sec:g} s: {ndcg:.4f}" for sec, _, ndcg in r["curve"])
+        print(f"\n{r['model']} time-to-quality (internal validation NDCG@10): {points}; total fit {r['fit_s']:.0f} s")
 
 
 def main() -> None:
