@@ -69,7 +69,7 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation, loss and negative sampling."""
 
-    lr: float = 1e-3
+    lr: float = 1e-2  # with batch 512 and 1 member: peaks after ~2 epochs; docs/quality.md "Fast defaults"
     weight_decay: float = 1e-5
     epochs: int = 20
     batch_size: int = 512
