@@ -53,17 +53,17 @@ def per_user(score_fn: Callable[[np.ndarray], np.ndarray], users: npt.NDArray[np
              seen: sp.csr_matrix | None, k: int) -> PerUser:
     """Per-user metrics with the masking and user selection of :func:`geotower.evaluate.metrics.evaluate_scorer`."""
     truth = ground_truth(relevant, seen)
-    users = np.asarray(users, dtype=np.int64)
-    users = users[np.diff(truth.indptr)[users] > 0]
+    asked: npt.NDArray[np.int64] = np.asarray(users, dtype=np.int64)
+    evaluable: npt.NDArray[np.int64] = asked[np.diff(truth.indptr)[asked] > 0]
     seen_csr = None if seen is None else sp.csr_matrix(seen)
     step = block_batch_size(relevant.shape[1])
-    topk = np.empty((len(users), k), dtype=np.int64)
-    for s in range(0, len(users), step):
-        batch = users[s:s + step]
+    topk = np.empty((len(evaluable), k), dtype=np.int64)
+    for s in range(0, len(evaluable), step):
+        batch = evaluable[s:s + step]
         topk[s:s + len(batch)] = rank_topk(np.array(score_fn(batch), dtype=np.float32),
                                            None if seen_csr is None else seen_csr[batch], k)
-    ndcg, recall = per_user_from_topk(topk, truth[users], k)
-    return PerUser(users, ndcg, recall)
+    ndcg, recall = per_user_from_topk(topk, truth[evaluable], k)
+    return PerUser(evaluable, ndcg, recall)
 
 
 def standard_error(values: npt.NDArray[np.floating]) -> float:
