@@ -90,6 +90,8 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("members=2", ["model.members=2"]),
         ("members=3, cell_dim=64", ["model.cell_dim=64"]),
     ],
+    # third sweep (docs/quality.md, "Fast defaults"): the learning rate once steps are cheap
+    "geotower-speed": [("lr=3e-3", ["train.lr=3e-3"]), ("lr=1e-2", ["train.lr=1e-2"])],
     "geotower-sweep": SWEEP,
     "geotower-short": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT],  # most telling first
     "geotower-short2": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT2],
@@ -119,17 +121,35 @@ def _same_seen(task: Task, seen: sp.csr_matrix, u_pos: np.ndarray, i_pos: np.nda
     return bool((mapped != ours).nnz == 0)
 
 
+def time_to_quality(run_dir: Path, start: float) -> list[list[float]]:
+    """[seconds since ``train_run`` started, epoch, internal validation NDCG@10] per validated epoch.
+
+    Read from the run's TensorBoard events (their wall times), so nothing extra is timed inside training. The
+    curve covers the early-stopping phase; the refit after it adds the rest of the fit seconds.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curve = []
+    for path in sorted((run_dir / "tb").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        acc.Reload()
+        if "epoch/ndcg" in acc.Tags()["scalars"]:
+            curve += [[round(e.wall_time - start, 1), e.step, round(e.value, 4)] for e in acc.Scalars("epoch/ndcg")]
+    return curve
+
+
 def run_one(task: Task, label: str, overrides: list[str], out_dir: Path) -> Result:
     """Train one config on the task's dataset folder and score it on the validation part."""
     from geotower.pipeline.train import train_run
 
     cfg = resolve(None, [*BASE, *overrides])
-    t0 = time.perf_counter()
+    t0, wall0 = time.perf_counter(), time.time()
     train_run(task.data_dir, out_dir, cfg)
     fit_s = time.perf_counter() - t0
     score, split_ok = bundle_scorer(task, out_dir)
     row = _row("geotower " + label, {"overrides": " ".join(overrides) or "(defaults)"}, evaluate(task, score), fit_s)
     row["split_ok"] = split_ok
+    row["curve"] = time_to_quality(out_dir, wall0)
     return row
 
 

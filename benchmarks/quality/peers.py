@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from geotower import schema as S
-from geotower.evaluate.metrics import evaluate_scorer, ground_truth, hit_matrix, rank_topk
+from geotower.evaluate.metrics import evaluate_scorer
 
 from .tasks import Task
 
@@ -36,26 +36,18 @@ def score_table(task: Task, user_vecs: np.ndarray, item_vecs: np.ndarray,
 
 
 def evaluate(task: Task, score: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
-    """Validation metrics at K=10 over the task's warm users, plus the standard error of NDCG@10."""
+    """Validation metrics at K=10 over the task's warm users, plus the standard errors of NDCG@10 and Recall@10."""
+    from geotower.evaluate.stats import per_user, standard_error
+
     metrics = evaluate_scorer(score, task.users, task.relevant, task.seen, K)
-    return {**metrics, "ndcg_se": ndcg_standard_error(task, score)}
-
-
-def ndcg_standard_error(task: Task, score: Callable[[np.ndarray], np.ndarray]) -> float:
-    """Standard error of the per-user NDCG@10 mean (same users and masking as ``evaluate_scorer``)."""
-    truth = ground_truth(task.relevant, task.seen)
-    users = task.users[np.diff(truth.indptr)[task.users] > 0]
-    topk = rank_topk(score(users), task.seen[users], K)
-    hits = hit_matrix(topk, truth[users])  # (n, K)
-    discount = 1.0 / np.log2(np.arange(2, K + 2))
-    n_rel = np.minimum(np.diff(truth[users].indptr), K)
-    per_user = (hits @ discount) / np.cumsum(discount)[n_rel - 1]
-    return float(per_user.std(ddof=1) / np.sqrt(len(users)))
+    pu = per_user(score, task.users, task.relevant, task.seen, K)
+    return {**metrics, "ndcg_se": standard_error(pu.ndcg), "recall_se": standard_error(pu.recall)}
 
 
 def _row(model: str, params: dict[str, Any], metrics: dict[str, float], fit_s: float) -> Result:
     return {"model": model, "params": params, "ndcg": metrics["ndcg"], "ndcg_se": metrics["ndcg_se"],
-            "recall": metrics["recall"], "users": metrics["users"], "fit_s": round(fit_s, 2)}
+            "recall": metrics["recall"], "recall_se": metrics.get("recall_se"), "users": metrics["users"],
+            "fit_s": round(fit_s, 2)}
 
 
 # --- popularity -----------------------------------------------------------------------------------------
@@ -145,6 +137,29 @@ def _with_identity(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(1.0 / np.maximum(norm, 1e-12)) @ m, dtype=np.float32)
 
 
+def category_features(task: Task) -> sp.csr_matrix:
+    """Multi-hot Yelp categories (", "-separated), rows not normalised (no identity block)."""
+    cats = task.dataset.items["categories"].fillna("").astype(str).str.split(", ")
+    codes, _ = pd.factorize(cats.explode())
+    rows = np.repeat(np.arange(len(cats)), cats.str.len())
+    ok = codes >= 0
+    return sp.csr_matrix((np.ones(ok.sum(), np.float32), (rows[ok], codes[ok])), shape=(len(cats), codes.max() + 1))
+
+
+def content_features(task: Task) -> sp.csr_matrix:
+    """Identity + the data set's content, rows L1-normalised: genres + year (ML-100K), categories + 1/2 km cells
+    (Yelp), 0.5/1/2 km cells (Singapore). Shared by LightFM and the plain two-tower."""
+    if task.name == "ml100k":
+        return movie_features(task)
+    cells = grid_cell_features(task, (1.0, 2.0) if task.name == "yelp" else (0.5, 1.0, 2.0))
+    if task.name != "yelp":
+        return cells
+    cats = category_features(task)
+    m = sp.hstack([sp.csr_matrix(cells > 0, dtype=np.float32), cats], format="csr")
+    norm = np.asarray(m.sum(axis=1)).ravel()
+    return sp.csr_matrix(sp.diags(1.0 / np.maximum(norm, 1e-12)) @ m, dtype=np.float32)
+
+
 def _warp_epochs(task: Task, features: sp.csr_matrix, params: dict[str, Any], max_epochs: int,
                  every: int, weighted: bool) -> Iterator[tuple[int, float, Callable[[np.ndarray], np.ndarray]]]:
     """Train one LightFM-WARP model, yielding (epochs so far, fit seconds, scorer) every ``every`` epochs."""
@@ -179,5 +194,111 @@ def run_lightfm(task: Task, features: sp.csr_matrix, grid: dict[str, list[Any]],
             if best is None or row["ndcg"] > best["ndcg"]:
                 best = row
         if best is not None:  # None only when max_epochs < every
+            rows.append(best)
+    return rows
+
+
+# --- the product's own baselines (geotower.evaluate.baselines), tuned on the validation part ------------------
+PRODUCT_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "recent": {"half_life_days": [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1024.0]},
+    "itemknn": {"n_neighbors": [20, 50, 200, 1000]},
+    "rp3beta": {"alpha": [0.5, 1.0], "beta": [0.0, 0.25, 0.5], "n_neighbors": [100, 500]},
+    "ease": {"l2": [20.0, 100.0, 300.0, 1000.0, 3000.0]},
+    "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05], "regularization": [0.01], "iterations": [50, 200]},
+}
+
+
+def run_product(task: Task, name: str, grid: dict[str, list[Any]] | None = None) -> list[Result]:
+    """Every grid point of one product baseline fitted on the train part, scored on validation."""
+    from geotower.evaluate import baselines as B
+
+    rows = []
+    for params in B.grid(PRODUCT_GRIDS[name] if grid is None else grid):
+        model = B.make(name, params, seed=0, threads=1)
+        t0 = time.perf_counter()
+        with threadpool_limits(1, "blas"):
+            model = B._fit(model, name, task.train_pos, None, task.events)
+        fit_s = time.perf_counter() - t0
+        rows.append(_row(B.DISPLAY_NAMES[name], params, evaluate(task, model.score), fit_s))
+    return rows
+
+
+# --- plain ID+content two-tower with logQ in-batch softmax --------------------------------------------------
+def _plain_two_tower(task: Task, features: sp.csr_matrix, dim: int, temperature: float, epochs: int,
+                     lr: float = 0.01, batch: int = 512, every: int = 1
+                     ) -> Iterator[tuple[int, float, Callable[[np.ndarray], np.ndarray]]]:
+    """User = user-ID embedding; item = (L1-normalised) feature rows (identity + content) @ one embedding table.
+
+    In-batch softmax over the batch's items with logQ correction (subtract log item frequency), cosine / T, Adam;
+    yields (epoch, fit seconds, scorer) every ``every`` epochs. The ~60-line model a practitioner would write first.
+    """
+    import torch
+
+    torch.manual_seed(0)
+    coo = sp.coo_matrix(task.train_pos)
+    users_t, items_t = torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))
+    f = sp.csr_matrix(features, dtype=np.float32)
+    indptr, indices = torch.from_numpy(f.indptr.astype(np.int64)), torch.from_numpy(f.indices.astype(np.int64))
+    values = torch.from_numpy(f.data)
+
+    def item_vectors(idx: Any) -> Any:  # (n, dim): weighted sum of each item's feature embeddings
+        from geotower.model.towers import csr_rows
+
+        bag, pos = csr_rows(indptr, idx)
+        counts = indptr[idx + 1] - indptr[idx]
+        offsets = torch.cumsum(counts, 0) - counts
+        return torch.nn.functional.embedding_bag(indices[pos], feat_emb, offsets, mode="sum",
+                                                 per_sample_weights=values[pos])
+
+    user_emb = torch.nn.Embedding(task.train_pos.shape[0], dim)
+    feat_emb = torch.nn.Parameter(torch.randn(f.shape[1], dim) * 0.05)
+    torch.nn.init.normal_(user_emb.weight, std=0.05)
+    opt = torch.optim.Adam([user_emb.weight, feat_emb], lr=lr)
+    pop = np.bincount(coo.col, minlength=task.n_items).astype(np.float32)
+    log_q = torch.from_numpy(np.log(np.maximum(pop, 1.0) / pop.sum()))
+    gen = torch.Generator().manual_seed(0)
+    fit_s = 0.0
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(users_t), generator=gen)
+        for s in range(0, len(perm), batch):
+            rows = perm[s:s + batch]
+            u, i = users_t[rows], items_t[rows]
+            uniq, col = torch.unique(i, return_inverse=True)
+            items = torch.nn.functional.normalize(item_vectors(uniq), dim=1)
+            uv = torch.nn.functional.normalize(user_emb(u), dim=1)
+            logits = uv @ items.T / temperature - log_q[uniq][None, :]
+            loss = torch.nn.functional.cross_entropy(logits, col)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        fit_s += time.perf_counter() - t0
+        if epoch % every == 0:
+            with torch.no_grad():
+                i_emb = torch.nn.functional.normalize(item_vectors(torch.arange(task.n_items)), dim=1).numpy()
+                u_emb = torch.nn.functional.normalize(user_emb.weight, dim=1).numpy()
+            yield epoch, fit_s, score_table(task, u_emb, i_emb)
+
+
+def run_plain_two_tower(task: Task, features: sp.csr_matrix, grid: dict[str, list[Any]], max_epochs: int = 30,
+                        label: str = "plain ID+content two-tower (logQ in-batch)") -> list[Result]:
+    """Grid over dim x temperature x lr; epochs tuned on validation after every epoch."""
+    import torch
+
+    rows = []
+    torch.set_num_threads(1)
+    for dim, temp, lr in itertools.product(grid["dim"], grid["temperature"], grid["lr"]):
+        best: Result | None = None
+        bad = 0
+        for epoch, fit_s, score in _plain_two_tower(task, features, dim, temp, max_epochs, lr=lr):
+            row = _row(label, {"dim": dim, "temperature": temp, "lr": lr, "epochs": epoch}, evaluate(task, score),
+                       fit_s)
+            if best is None or row["ndcg"] > best["ndcg"]:
+                best, bad = row, 0
+            else:
+                bad += 1
+            if bad >= 3:
+                break
+        if best is not None:
             rows.append(best)
     return rows

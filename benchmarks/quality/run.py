@@ -26,9 +26,11 @@ from geotower.errors import GeotowerWarning
 from . import peers
 from .tasks import BUILDERS, Task, load_task
 
-ALS_GRID = {"factors": [16, 32, 64, 128], "reg": [0.01, 0.1, 1.0, 10.0], "alpha": [1.0, 5.0, 20.0]}
-LFM_GRID = {"dim": [32, 64, 128], "lr": [0.02, 0.05], "item_alpha": [0.0, 1e-6]}
-FAMILIES = ("popularity", "als", "lightfm", "geotower", "peers-best")
+ALS_GRID = {"factors": [32, 64, 128], "reg": [0.1, 1.0, 10.0], "alpha": [1.0, 5.0, 20.0]}
+LFM_GRID = {"dim": [64, 128], "lr": [0.05], "item_alpha": [0.0, 1e-6]}
+PLAIN_GRID = {"dim": [64], "temperature": [0.05, 0.1, 0.2], "lr": [0.01]}
+PRODUCT = ("recent", "itemknn", "rp3beta", "ease", "bpr")  # geotower.evaluate.baselines, tuned here
+FAMILIES = ("popularity", "als", *PRODUCT, "lightfm", "plain", "geotower", "peers-best")
 
 
 def run_family(task: Task, family: str, grid: str, save: Callable[[list[dict[str, Any]]], None]
@@ -39,14 +41,23 @@ def run_family(task: Task, family: str, grid: str, save: Callable[[list[dict[str
         return peers.run_popularity(task)
     if family == "als":
         return peers.run_als(task, {**ALS_GRID, "scheme": ["linear", "log"] if weighted else ["linear"]})
+    if family in PRODUCT:
+        return peers.run_product(task, family)
+    if family == "plain":
+        return peers.run_plain_two_tower(task, peers.content_features(task), PLAIN_GRID)
     if family == "lightfm":
         lfm_grid = {**LFM_GRID, "weighted": [False, True] if weighted else [False]}
         if task.name == "ml100k":
-            return peers.run_lightfm(task, peers.movie_features(task), lfm_grid, label="lightfm-warp genre+year")
+            return peers.run_lightfm(task, peers.movie_features(task), lfm_grid, max_epochs=40,
+                                     label="lightfm-warp genre+year")
+        if task.name == "yelp":
+            return peers.run_lightfm(task, peers.content_features(task), lfm_grid, max_epochs=40,
+                                     label="lightfm-warp categories+cells 1+2 km")
         rows = []
         for cells in ((1.0, 2.0), (0.5, 1.0, 2.0)):
             label = "lightfm-warp cells " + "+".join(f"{c:g}" for c in cells) + " km"
-            rows += peers.run_lightfm(task, peers.grid_cell_features(task, cells), lfm_grid, label=label)
+            rows += peers.run_lightfm(task, peers.grid_cell_features(task, cells), lfm_grid, max_epochs=40,
+                                      label=label)
         return rows
     if family == "peers-best":
         return rerun_best(task, load_results(task.data_dir.parent.parent / "results", task.name))
@@ -95,12 +106,17 @@ def print_table(name: str, rows: list[dict[str, Any]], show_all: bool) -> None:
     shown = sorted(rows, key=lambda r: -r["ndcg"]) if show_all else best_rows(rows)
     users = shown[0]["users"] if shown else 0
     print(f"\n## {name} (validation, {users} users, NDCG@10 / Recall@10)\n")
-    print("| model | val NDCG@10 (± s.e.) | val Recall@10 | fit s | settings |")
+    print("| model | val NDCG@10 (± s.e.) | val Recall@10 (± s.e.) | fit s | settings |")
     print("|---|---|---|---|---|")
     for r in shown:
         settings = ", ".join(f"{k}={v}" for k, v in r["params"].items())
         se = f" ± {r['ndcg_se']:.3f}" if "ndcg_se" in r else ""
-        print(f"| {r['model']} | {r['ndcg']:.4f}{se} | {r['recall']:.4f} | {r['fit_s']:.1f} | {settings} |")
+        rse = f" ± {r['recall_se']:.3f}" if r.get("recall_se") is not None else ""
+        print(f"| {r['model']} | {r['ndcg']:.4f}{se} | {r['recall']:.4f}{rse} | {r['fit_s']:.1f} | {settings} |")
+    curves = [r for r in shown if r.get("curve")]
+    for r in curves:  # geotower's time-to-quality: seconds since train_run started -> internal validation NDCG@10
+        points = ", ".join(f"{sec:g} s: {ndcg:.4f}" for sec, _, ndcg in r["curve"])
+        print(f"\n{r['model']} time-to-quality (internal validation NDCG@10): {points}; total fit {r['fit_s']:.0f} s")
 
 
 def main() -> None:

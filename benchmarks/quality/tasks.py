@@ -1,4 +1,4 @@
-"""Dataset folders and validation tasks for the quality benchmark (ML-100K and Foursquare Singapore).
+"""Dataset folders and validation tasks for the quality benchmark (ML-100K, Foursquare Singapore, real Yelp).
 
 The files in ``../shared/data`` are the TRAINING parts of each benchmark; the real test lies elsewhere. So we carve a
 validation part out of them with the project's own split functions — the same ones ``train_run`` uses for its
@@ -6,7 +6,9 @@ held-out part (``protocol.split``) — so a geotower run given the whole trainin
 holds out exactly the rows we score here:
 
 - ML-100K: global temporal cut, the latest 20 % of ``ratings.csv`` (the hidden test is the later 20 % of all data);
-- Singapore: a per-user random 20 % of the (user, venue) pairs (the hidden test is held-out pairs per user).
+- Singapore: a per-user random 20 % of the (user, venue) pairs (the hidden test is held-out pairs per user);
+- real Yelp (``prepare yelp`` on ``yelp-real``: restaurants/food, positive = stars >= 3): global temporal cut, the
+  latest 20 % of the reviews (the hidden test is the later 20 % by date).
 
 A :class:`Task` holds integer-indexed sparse matrices so that every model (peers and geotower) is scored by one
 ``geotower.evaluate.metrics.evaluate_scorer`` call over the same users, the same ground truth and the same mask.
@@ -54,7 +56,16 @@ def build_foursquare(out: Path, src: Path = SHARED / "foursquare-sg") -> Path:
     return out
 
 
-BUILDERS = {"ml100k": build_ml100k, "foursquare": build_foursquare}
+def build_yelp(out: Path, src: Path = SHARED / "yelp-real") -> Path:
+    """Dataset folder for the real Yelp reviews through the product's own ``prepare yelp`` (read in place)."""
+    from geotower.ingest.yelp import prepare_yelp
+
+    if not (out / S.DATASET_TOML).exists():
+        prepare_yelp(src / "business.json", src / "review.json", out, threads=1)
+    return out
+
+
+BUILDERS = {"ml100k": build_ml100k, "foursquare": build_foursquare, "yelp": build_yelp}
 
 
 @dataclass
@@ -66,6 +77,8 @@ class Task:
         seen: (n_users, n_items) CSR of train-seen pairs (any rating): masked at ranking time.
         relevant: (n_users, n_items) CSR of validation positives.
         users: (n,) indices of warm users (>= 1 train positive), the ones evaluated.
+        events: (item index, timestamp seconds) of the train positives, or None without timestamps (for the
+            time-decayed popularity peer).
     """
 
     name: str
@@ -77,6 +90,7 @@ class Task:
     seen: sp.csr_matrix
     relevant: sp.csr_matrix
     users: np.ndarray
+    events: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n_items(self) -> int:
@@ -107,5 +121,8 @@ def load_task(name: str, data_dir: Path) -> Task:
     va_pos = va[pos[va]]
     relevant = _csr(u_codes[va_pos], i_codes[va_pos], np.ones(len(va_pos)), shape)
     warm = np.flatnonzero(np.diff(train_pos.indptr) > 0)
+    events = None
+    if S.TIMESTAMP in inter.columns:
+        events = (i_codes[tr_pos].astype(np.int64), inter[S.TIMESTAMP].to_numpy(dtype=np.float64)[tr_pos])
     return Task(name, data_dir, ds, np.asarray(user_ids, dtype=str), item_ids.astype(str), train_pos, seen,
-                relevant, warm)
+                relevant, warm, events)

@@ -78,8 +78,8 @@ class ModelConfig:
     item_bias: bool = False  # learned per-item score offset (initialised at the smoothed log-popularity)
     # ensemble: train this many towers from different seeds and average their scores (one dot product over concatenated
     # embeddings); extra members are trained like the refit, for the chosen epoch count. 3 measured +0.01 NDCG@10 on
-    # ML-100K and Singapore over 1 (docs/quality.md); 1 = a single model, ~1.7x faster
-    members: int = field(default=3, metadata=POSITIVE)
+    # ML-100K and Singapore over 1 but at 3x+ the training time (docs/quality.md "Fast defaults"); 1 = a single model
+    members: int = field(default=1, metadata=POSITIVE)
     # time-decayed popularity prior, one learned weight per half-life (geotower.model.trend); used when the interactions
     # have timestamps; () = off. Short on purpose: all-time popularity is the item-ID embedding's job (longer half-lives
     # measured worse, docs/quality.md)
@@ -90,10 +90,11 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation, loss and negative sampling."""
 
-    lr: float = field(default=1e-3, metadata=POSITIVE)
+    # with batch 512 and 1 member: peaks after ~2 epochs; docs/quality.md "Fast defaults"
+    lr: float = field(default=1e-2, metadata=POSITIVE)
     weight_decay: float = field(default=1e-5, metadata=NON_NEGATIVE)
-    epochs: int = field(default=30, metadata=POSITIVE)
-    batch_size: int = field(default=2048, metadata=POSITIVE)
+    epochs: int = field(default=20, metadata=POSITIVE)
+    batch_size: int = field(default=512, metadata=POSITIVE)
     # "bce", "bpr" or "softmax" (in-batch, logQ-corrected) per positive for bce/bpr; extra uniform negatives for softmax
     loss: str = field(default="softmax", metadata=CHOICES("bce", "bpr", "softmax"))
     n_negatives: int = field(default=1, metadata=NON_NEGATIVE)
@@ -103,8 +104,10 @@ class TrainConfig:
     hard_negative_km: float = field(default=1.0, metadata=POSITIVE)
     # validation carved from train (temporal when timestamps exist)
     val_fraction: float = field(default=0.1, metadata=OPEN_FRACTION)
-    patience: int = field(default=5, metadata=NON_NEGATIVE)  # early stopping on validation NDCG@k; 0 disables
-    threads: int = field(default=0, metadata=NON_NEGATIVE)  # torch.set_num_threads; 0 = leave torch's default
+    patience: int = field(default=2, metadata=NON_NEGATIVE)  # early stopping on validation NDCG@k; 0 disables
+    # torch.set_num_threads; 0 = torch's default (all cores: measured 7x slower per epoch on the shared 2-core box,
+    # small ops oversubscribe; docs/quality.md)
+    threads: int = field(default=1, metadata=NON_NEGATIVE)
     device: str = field(default="cpu", metadata=CHOICES("cpu"))
     history_leave_one_out: bool = True  # drop the target item from its own history bag while training
     refit: bool = True  # after early stopping, retrain on ALL training rows (validation included) for the best
@@ -117,7 +120,7 @@ class TrainConfig:
     # jointly with the short default half-lives on ML-100K, docs/quality.md)
     # softmax over the WHOLE catalogue up to this many items (exact, no sampling bias, so no logQ needed); larger
     # catalogues use in-batch negatives + logQ. 0 = always in-batch
-    full_softmax_max_items: int = field(default=50_000, metadata=NON_NEGATIVE)
+    full_softmax_max_items: int = field(default=0, metadata=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)

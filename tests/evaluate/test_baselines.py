@@ -25,10 +25,12 @@ def blocks() -> tuple[sp.csr_matrix, sp.csr_matrix]:
 
 
 PERSONAL = {"itemknn": {"n_neighbors": None}, "als": {"factors": 8, "regularization": 0.01, "alpha": 10.0},
-            "bpr": {"factors": 8, "learning_rate": 0.05, "iterations": 200}}
+            "bpr": {"factors": 8, "learning_rate": 0.05, "iterations": 200}, "ease": {"l2": 1.0},
+            "rp3beta": {"alpha": 1.0, "beta": 0.3, "n_neighbors": 50}}
+POPULARITY_LIKE = {"popular", "recent"}
 
 
-@pytest.fixture(params=["popular", "itemknn", "als", "bpr"])
+@pytest.fixture(params=["popular", "itemknn", "als", "bpr", "ease", "rp3beta", "recent"])
 def name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -54,7 +56,7 @@ def test_known_answer_on_blocks(name: str) -> None:
     train, held = blocks()
     model = fitted(name)
     m = evaluate_scorer(model.score, np.arange(train.shape[0]), held, train, k=1)
-    if name == "popular":
+    if name in POPULARITY_LIKE:
         # all items have 7 fans: ties go to the lowest unseen index -> item u for group 0 only (1 group of 3)
         assert m["hitrate"] == pytest.approx(1 / 3)
     else:
@@ -111,3 +113,38 @@ def test_tune_picks_best_validation_params_and_refits_on_full_train(monkeypatch:
     assert tuned.params == {"good": True} and tuned.val_ndcg == 1.0
     assert _Toy.fits == [val_train.nnz, val_train.nnz, train.nnz]
     assert B.grid({"a": (1, 2), "b": (3,)}) == [{"a": 1, "b": 3}, {"a": 2, "b": 3}]
+
+
+def test_time_decay_popularity_prefers_recent_items() -> None:
+    # item 0: 3 positives a year ago; item 1: 1 positive today -> recent list ranks 1 first, all-time ranks 0 first
+    train = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 1.0]]))
+    day = 86_400.0
+    events = (np.array([0, 0, 0, 1]), np.array([0.0, 0.0, 0.0, 365 * day]))
+    recent = B.TimeDecayPopularity(half_life_days=30.0).fit(train, events=events)
+    assert recent.popularity_[1] > recent.popularity_[0]
+    slow = B.TimeDecayPopularity(half_life_days=1e6).fit(train, events=events)
+    assert slow.popularity_[0] > slow.popularity_[1]
+    np.testing.assert_allclose(B.TimeDecayPopularity().fit(train).popularity_, [3, 1])  # no events: all-time
+    with pytest.raises(ConfigError, match="half_life_days"):
+        B.TimeDecayPopularity(half_life_days=0).fit(train)
+
+
+def test_ease_matches_closed_form_and_refuses_huge_catalogues() -> None:
+    train = sp.csr_matrix(np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]]))
+    x = train.toarray()
+    p = np.linalg.inv(x.T @ x + 2.0 * np.eye(3))
+    expect = np.eye(3) - p / np.diag(p)
+    np.fill_diagonal(expect, 0.0)
+    np.testing.assert_allclose(B.EASE(l2=2.0).fit(train).weights_, expect, atol=1e-5)
+    with pytest.raises(ConfigError, match="max_items"):
+        B.EASE(max_items=2).fit(train)
+
+
+def test_rp3beta_known_transitions() -> None:
+    # users: {0,1}, {0}, {1,2}; P(0 -> u -> 1) = 1/2 (u0 from item 0) * 1/2 (u0 to item 1) = 0.25
+    train = sp.csr_matrix(np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
+    w = B.RP3beta(alpha=1.0, beta=0.0, n_neighbors=3).fit(train).sim_.toarray()
+    np.testing.assert_allclose(w[0], [0.0, 0.25, 0.0], atol=1e-6)
+    np.testing.assert_allclose(w[2], [0.0, 0.5, 0.0], atol=1e-6)  # item 2's only user u2 moves to 1 or 2 (1/2 each)
+    discounted = B.RP3beta(alpha=1.0, beta=1.0, n_neighbors=3).fit(train).sim_.toarray()
+    np.testing.assert_allclose(discounted[0, 1], 0.25 / 2, atol=1e-6)  # item 1 has 2 users

@@ -159,11 +159,14 @@ def two_tower_loss(loss: str) -> Callable[[nn.Module, Any], Tensor]:
         bias = model.item_bias  # (n_items,) or None
         if loss == "softmax":
             v = model.encode_items(batch.unique_items)  # (u, d): each distinct candidate once
-            logits = (u @ v.T)[:, batch.columns] * scale  # (b, b + m), or (b, n_items) for the full softmax
+            full = batch.target is not None  # full softmax: the columns are the catalogue in order, no gather
+            # (a column gather over (b, n_items) logits costs a sort of b * n_items indices in its backward)
+            logits = u @ v.T * scale if full else (u @ v.T)[:, batch.columns] * scale  # (b, n_items) / (b, b + m)
             if prior is not None:
-                logits = logits + prior[:, batch.unique_items][batch.buckets][:, batch.columns]
+                p = prior[batch.buckets] if full else prior[:, batch.unique_items][batch.buckets][:, batch.columns]
+                logits = logits + p
             if bias is not None:
-                logits = logits + bias[batch.unique_items][batch.columns][None, :]
+                logits = logits + (bias if full else bias[batch.unique_items][batch.columns])[None, :]
             target = torch.arange(len(batch.users)) if batch.target is None else batch.target
             return softmax_loss(logits, target, batch.weights, batch.log_q, batch.invalid)
         pos = (u * model.encode_items(batch.items)).sum(dim=1) * scale  # (b,)
