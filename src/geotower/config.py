@@ -253,8 +253,8 @@ def validate(cfg: RunConfig) -> None:
 
 def _validate_combinations(cfg: RunConfig) -> None:
     """Checks that involve more than one key."""
-    if cfg.train.device != "cpu":
-        raise ConfigError(f"train.device: only \"cpu\" is supported, got {cfg.train.device!r}")
+    if cfg.train.device not in ("auto", "cpu") and not cfg.train.device.startswith("cuda"):
+        raise ConfigError(f"train.device: expected \"auto\", \"cpu\" or \"cuda\", got {cfg.train.device!r}")
     if cfg.train.n_negatives < 0 or cfg.model.n_layers < 0 or cfg.train.patience < 0 or cfg.train.threads < 0:
         raise ConfigError("train.n_negatives, model.n_layers, train.patience and train.threads must be >= 0")
     if cfg.train.loss == "bpr" and cfg.train.n_negatives < 1:
