@@ -108,7 +108,7 @@ class TrainConfig:
     # torch.set_num_threads; 0 = torch's default (all cores: measured 7x slower per epoch on the shared 2-core box,
     # small ops oversubscribe; docs/quality.md)
     threads: int = field(default=1, metadata=NON_NEGATIVE)
-    device: str = field(default="cpu", metadata=CHOICES("cpu"))
+    device: str = "cpu"  # "auto" (cuda when available), "cpu" or "cuda[:N]"; checked in _validate_combinations
     history_leave_one_out: bool = True  # drop the target item from its own history bag while training
     refit: bool = True  # after early stopping, retrain on ALL training rows (validation included) for the best
     # number of epochs: the latest interactions (the temporal validation part) then shape the weights too
@@ -271,6 +271,8 @@ def _check_field(key: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
 
 def _validate_combinations(cfg: RunConfig) -> None:
     """Checks that involve more than one key."""
+    if cfg.train.device not in ("auto", "cpu") and not cfg.train.device.startswith("cuda"):
+        raise ConfigError(f"train.device: expected \"auto\", \"cpu\" or \"cuda\", got {cfg.train.device!r}")
     if cfg.train.loss == "bpr" and cfg.train.n_negatives < 1:
         raise ConfigError("train.n_negatives: the bpr loss needs at least 1 negative per positive")
     if not (cfg.model.use_item_features or cfg.model.use_item_id):

@@ -126,8 +126,9 @@ def test_ground_truth_scores_known_answer(tmp_path: Path) -> None:
 
 
 def test_projection_known_answer() -> None:
-    # at lat 60, one degree of longitude is 111.32 * cos(60 deg) = 55.66 km; one degree of latitude 110.574 km
-    np.testing.assert_allclose(project([61.0], [26.0], (60.0, 25.0)), [[55.66, 110.574]], atol=1e-3)
+    # at lat 60, one degree of longitude is 111.32 * cos(60 deg) = 55.66 km; one degree of latitude 111.32 km
+    # (geotower.schema.local_xy_km, the one equirectangular projection of the code base)
+    np.testing.assert_allclose(project([61.0], [26.0], (60.0, 25.0)), [[55.66, 111.32]], atol=1e-3)
 
 
 def test_review_counts_sum_and_cap() -> None:

@@ -39,8 +39,10 @@ def _feature_overrides(radii: str | None, mode: str | None, layers: str | None) 
 def osm(
     items: Annotated[Path, typer.Option(help="Items table (item_id, lat, lon; .parquet or .csv) or a dataset "
                                              "folder holding items.parquet|csv.")],
-    osm: Annotated[Path, typer.Option(help="Geofabrik *-latest-free.shp.zip as downloaded, a folder of its "
-                                           "gis_osm_* shapefiles/GeoPackages, or an .osm.pbf extract.")],
+    osm: Annotated[list[Path], typer.Option(help="Geofabrik *-latest-free.shp.zip as downloaded, a folder of its "
+                                                 "gis_osm_* shapefiles/GeoPackages, or an .osm.pbf extract; repeat "
+                                                 "for several regions (each place reads the first extract that "
+                                                 "holds it).")],
     out: Annotated[Path | None, typer.Option(help="Feature table to write (.parquet or .csv by extension). "
                                                   "Optional with --merge.")] = None,
     merge: Annotated[bool, typer.Option(help="Merge the columns into the dataset folder's items table "

@@ -23,11 +23,22 @@ def train(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue from the last complete epoch checkpoint in --out.")] = False,
     quiet: QuietOpt = False,
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help="Data-parallel processes on this machine "
+                                       "(torch.distributed; see docs/scale.md for several machines).")] = 1,
 ) -> None:
+    import os
+    import sys
+
     from geotower.pipeline.train import train_run
 
     cfg = run_config(config, set_)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from geotower.train.distributed import relaunch_under_torchrun, without_option
+
+        raise typer.Exit(relaunch_under_torchrun(nproc, without_option(sys.argv[1:], "--nproc")))
     result = train_run(data_dir, out, cfg, resume=resume, progress=not quiet)
+    if result is None:  # a rank > 0 of a distributed run: rank 0 reports
+        return
     console = Console()
     metrics = ", ".join(f"{k}@{cfg.eval.k}={v:.4f}" for k, v in result.val_metrics.items() if k != "users")
     console.print(f"trained {result.epochs_run} epochs in {result.wall_time_s:.1f}s; best epoch "

@@ -50,12 +50,14 @@ class Rings:
     """
 
     def __init__(self, geoms: np.ndarray, kind: str) -> None:
-        self.kind = kind
+        self.kind, self.geoms = kind, geoms
         parts, part_feat = shapely.get_parts(geoms, return_index=True)
         if kind == "polygon":
             rings, ring_part = shapely.get_rings(parts, return_index=True)
             first = np.r_[True, ring_part[1:] != ring_part[:-1]]
-            self.sign = np.where(first, 1.0, -1.0)  # exterior +, holes -
+            # exterior +, holes -; times the ring's orientation, so every ring's fan sums to +area inside it
+            self.sign = np.where(first, 1.0, -1.0)
+            self.orient = self.sign * np.where(shapely.is_ccw(rings), 1.0, -1.0)
             owner = part_feat[ring_part]
             coords, ring_of = shapely.get_coordinates(rings, return_index=True)
             last = np.r_[ring_of[1:] != ring_of[:-1], True]
@@ -75,10 +77,17 @@ class Rings:
         pair, idx = _expand(self.start[feat], self.count[feat])
         if self.kind == "line":
             values = _segment_lengths(self.a[idx] - centers[pair], self.b[idx] - centers[pair], r)
-        else:
-            values = self.sign[idx] * _ring_areas(self.coords, self.v_start[idx], self.v_count[idx],
-                                                  centers[pair], r)
-        return np.bincount(pair, weights=values, minlength=len(feat))
+            return np.bincount(pair, weights=values, minlength=len(feat))
+        fan, touching = _ring_areas(self.coords, self.v_start[idx], self.v_count[idx], centers[pair], r)
+        inside = shapely.contains_xy(self.geoms[feat], centers[:, 0], centers[:, 1])
+        values = np.bincount(pair, weights=self.orient[idx] * fan, minlength=len(feat))
+        values = values + np.where(inside, polygon_area(r), 0.0)
+        redo = np.unique(pair[touching])  # the item lies on the feature's boundary: sweep every edge instead
+        if len(redo):
+            pair2, idx2 = _expand(self.start[feat[redo]], self.count[feat[redo]])
+            full = _ring_areas_full(self.coords, self.v_start[idx2], self.v_count[idx2], centers[redo][pair2], r)
+            values[redo] = np.bincount(pair2, weights=self.sign[idx2] * full, minlength=len(redo))
+        return values
 
 
 def _segment_lengths(a: np.ndarray, b: np.ndarray, r: float) -> npt.NDArray[np.float64]:
@@ -125,23 +134,51 @@ def _cyrus_beck(a: np.ndarray, b: np.ndarray, r: float) -> npt.NDArray[np.float6
     return out
 
 
-def _ring_areas(coords: np.ndarray, v_start: np.ndarray, v_count: np.ndarray, centers: np.ndarray,
-                r: float) -> npt.NDArray[np.float64]:
-    """Area of each ring (vertices relative to its centre) inside the r-buffer, by a fan from the centre.
-
-    A ring's area is the sum over its edges (a, b) of the signed triangle (O, a, b); intersected with the buffer,
-    each triangle is cut at the 64-gon's vertex rays into pieces that lie in one wedge, where the buffer is just
-    one half-plane. So the work is a few elementwise operations per edge piece, with no polygon clipping at all.
-    """
+def _ring_edges(coords: np.ndarray, v_start: np.ndarray, v_count: np.ndarray,
+                centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ring of each edge, edge starts, edge ends), vertices relative to the ring's centre, cyclic per ring."""
     job, idx = _expand(v_start, v_count)
-    a = coords[idx] - centers[job]  # (n_edges, 2) edge starts, grouped by ring
+    a = coords[idx] - centers[job]
     nxt = np.arange(1, len(job) + 1)
-    nxt[np.cumsum(v_count[v_count > 0]) - 1] = np.cumsum(v_count[v_count > 0]) - v_count[v_count > 0]
-    b = a[nxt]  # edge ends (cyclic within each ring)
+    ends = np.cumsum(v_count[v_count > 0])
+    nxt[ends - 1] = ends - v_count[v_count > 0]
+    return job, a, a[nxt]
+
+
+def _ring_areas_full(coords: np.ndarray, v_start: np.ndarray, v_count: np.ndarray, centers: np.ndarray,
+                     r: float) -> npt.NDArray[np.float64]:
+    """Area of each ring inside the r-buffer by sweeping every edge's fan triangle (any position of the centre)."""
+    job, a, b = _ring_edges(coords, v_start, v_count, centers)
     area = np.zeros(len(job))
     for lo in range(0, len(job), _SEG_BLOCK):
         area[lo:lo + _SEG_BLOCK] = _fan_areas(a[lo:lo + _SEG_BLOCK], b[lo:lo + _SEG_BLOCK], r)
     return np.abs(np.bincount(job, weights=area, minlength=len(v_count)))
+
+
+def _ring_areas(coords: np.ndarray, v_start: np.ndarray, v_count: np.ndarray, centers: np.ndarray,
+                r: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Signed fan area of each ring (vertices relative to its centre) inside the r-buffer, minus its 64-gon sweep.
+
+    A ring's area is the sum over its edges (a, b) of the signed triangle (O, a, b); intersected with the buffer,
+    each triangle is cut at the 64-gon's vertex rays into pieces that lie in one wedge, where the buffer is just
+    one half-plane. An edge farther than r from O cuts nothing: its clipped triangle is the 64-gon's sector between
+    the rays to a and b, and those sectors sum, around a closed ring, to the whole 64-gon if the ring winds around
+    O and to nothing otherwise. So only edges within r are swept: this returns the sum over them of (clipped
+    triangle - sector), and the caller adds the 64-gon's area where the feature contains O. That identity needs O
+    off the ring: rings with an edge through O are flagged (second value) for :func:`_ring_areas_full`.
+    """
+    job, a, b = _ring_edges(coords, v_start, v_count, centers)
+    area = np.zeros(len(job))
+    touching = np.zeros(len(v_count), dtype=bool)
+    for lo in range(0, len(job), _SEG_BLOCK):
+        sa, sb = a[lo:lo + _SEG_BLOCK], b[lo:lo + _SEG_BLOCK]
+        near = np.flatnonzero(_centre_distance(sa, sb) <= r)
+        na, nb = sa[near], sb[near]
+        area[lo + near] = _fan_areas(na, nb, r) - _sector_areas(na, nb, r)
+        through = (np.abs(_cross(na, nb)) <= 1e-9 * (np.hypot(*na.T) * np.hypot(*nb.T) + 1e-12)) & \
+            (np.einsum("ij,ij->i", na, nb) <= 0)
+        touching[job[lo + near[through]]] = True
+    return np.bincount(job, weights=area, minlength=len(v_count)), touching
 
 
 _STEP = 2 * np.pi / (4 * QUAD_SEGS)  # angle between the 64-gon's vertices (one at angle 0)
@@ -192,6 +229,26 @@ def _wedge_sweep(a: np.ndarray, b: np.ndarray, r: float, measure: str) -> npt.ND
     if measure == "len" and degenerate.any():
         out[degenerate] = _cyrus_beck(a[degenerate], b[degenerate], r)
     return out
+
+
+def polygon_area(r: float) -> float:
+    """Area of the buffer: the regular 64-gon of circumradius r (a vertex at angle 0, as in the wedge sweep)."""
+    return 4 * QUAD_SEGS * (r * np.cos(_STEP / 2)) ** 2 * np.tan(_STEP / 2)
+
+
+def _sector_areas(a: np.ndarray, b: np.ndarray, r: float) -> npt.NDArray[np.float64]:
+    """Signed area of the 64-gon between the rays O->a and O->b (the short way round), per edge (m, 2)."""
+    theta_a = np.arctan2(a[:, 1], a[:, 0])
+    span = np.mod(np.arctan2(b[:, 1], b[:, 0]) - theta_a + np.pi, 2 * np.pi) - np.pi
+    return _sweep_area(theta_a + span, r) - _sweep_area(theta_a, r)
+
+
+def _sweep_area(theta: np.ndarray, r: float) -> npt.NDArray[np.float64]:
+    """Area of the 64-gon swept counter-clockwise from angle 0 to ``theta`` (any real angle, unwrapped)."""
+    k = np.floor(theta / _STEP)
+    h2 = (r * np.cos(_STEP / 2)) ** 2
+    half = np.tan(_STEP / 2)
+    return k * h2 * half + h2 / 2 * (np.tan(theta - (k + 0.5) * _STEP) + half)
 
 
 def _ray_t(a: np.ndarray, d: np.ndarray, angle: np.ndarray) -> npt.NDArray[np.float64]:

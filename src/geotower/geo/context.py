@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,6 @@ from geotower.schema import Layer
 
 # The 64-gon contains the disc of this radius (times r): a distance below it means "intersects" without a test.
 _INSCRIBED = math.cos(math.pi / (4 * QUAD_SEGS)) * (1.0 - 1e-9)
-_M_PER_DEG = 111_320.0
 _BLOCK_PAIRS = 500_000  # (feature, item) pairs per block: ~100 MB of temporaries at most
 
 
@@ -46,6 +46,21 @@ def utm_crs(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> str:
     if not found:
         raise DataError(f"no UTM zone found for the items' centre ({x:.4f}, {y:.4f})")
     return f"EPSG:{found[0].code}"
+
+
+def utm_zones(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """EPSG code of each place's own WGS84 UTM zone (326zz north, 327zz south), with the Norway/Svalbard cuts.
+
+    Per place, so a catalogue spread over a continent gets every buffer in a zone where the scale error is below
+    0.04 % (a single zone for all of the US distorts distances far from its centre by 5-10 %).
+    """
+    zone = np.clip(np.floor((np.asarray(lon) + 180.0) / 6.0).astype(np.int64) + 1, 1, 60)
+    lat = np.asarray(lat)
+    zone = np.where((lat >= 56) & (lat < 64) & (lon >= 3) & (lon < 12), 32, zone)  # south-west Norway
+    svalbard = (lat >= 72) & (lat < 84)
+    for lo, hi, z in ((0, 9, 31), (9, 21, 33), (21, 33, 35), (33, 42, 37)):
+        zone = np.where(svalbard & (lon >= lo) & (lon < hi), z, zone)
+    return np.where(lat >= 0, 32600, 32700) + zone
 
 
 def to_metric(geoms: np.ndarray, crs: str) -> np.ndarray:
@@ -118,7 +133,7 @@ class FeatureAccumulator:
         whole = None if layer.measure is None else _measure(geoms, layer.kind)
         spread, shapes = None, None
         if whole is not None and self.mode == "clipped":
-            spread = shapely.hausdorff_distance(self.points[item], geoms[feat])  # farthest vertex from the item
+            spread = _farthest_corner(shapely.bounds(geoms)[feat], self.xy[item])  # >= farthest vertex
             shapes = Rings(geoms, layer.kind)
         for k, r in enumerate(self.radii):
             hit = self._hits(r, feat, item, dist, geoms)
@@ -184,6 +199,13 @@ class FeatureAccumulator:
         return out[[S.ITEM_ID, *S.geo_feature_columns(self.radii, layers)]]
 
 
+def _farthest_corner(bounds: np.ndarray, xy: np.ndarray) -> npt.NDArray[np.float64]:
+    """Distance from each point to the farthest corner of its feature's box: a feature within it is inside."""
+    dx = np.maximum(np.abs(xy[:, 0] - bounds[:, 0]), np.abs(bounds[:, 2] - xy[:, 0]))
+    dy = np.maximum(np.abs(xy[:, 1] - bounds[:, 1]), np.abs(bounds[:, 3] - xy[:, 1]))
+    return np.hypot(dx, dy)
+
+
 def _measure(geoms: np.ndarray, kind: str) -> np.ndarray:
     return shapely.length(geoms) if kind == "line" else shapely.area(geoms)
 
@@ -214,9 +236,9 @@ def validate_items(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def _search_box(lon: np.ndarray, lat: np.ndarray, radius_m: float) -> Bounds:
     """Lon/lat box around the items, padded by the largest radius (+10%) so no needed feature is filtered out."""
-    pad_lat = 1.1 * radius_m / _M_PER_DEG
+    pad_lat = 1.1 * radius_m / (S.KM_PER_DEG * 1000)
     max_lat = min(float(np.abs(lat).max()) + pad_lat, 89.0)
-    pad_lon = 1.1 * radius_m / (_M_PER_DEG * math.cos(math.radians(max_lat)))
+    pad_lon = 1.1 * radius_m / (S.KM_PER_DEG * 1000 * math.cos(math.radians(max_lat)))
     return (float(lon.min()) - pad_lon, float(lat.min()) - pad_lat, float(lon.max()) + pad_lon,
             float(lat.max()) + pad_lat)
 
@@ -249,13 +271,19 @@ def _check_radii(radii: tuple[int, ...]) -> None:
         raise ConfigError(f"features.radii: need distinct radii, got {list(radii)}")
 
 
-def compute_osm_features(items: pd.DataFrame, source: str | Path, cfg: FeaturesConfig,
+def compute_osm_features(items: pd.DataFrame, source: str | Path | Sequence[str | Path], cfg: FeaturesConfig,
                          strict: bool = False) -> pd.DataFrame:
-    """OSM context features for each item, streamed layer chunk by layer chunk from ``source``.
+    """OSM context features for each item, streamed layer chunk by layer chunk from one or several extracts.
+
+    Each place is measured in its own UTM zone: places are grouped by zone, and every group gets its own points,
+    search box and projection of the features near it, so a buffer is r meters wherever the place is. With
+    several extracts (one per region), each place reads the first extract whose extent holds it (the first one
+    if none does), and a chunk is only projected for the zone groups whose search boxes it meets.
 
     Args:
         items: ``item_id, lat, lon`` (WGS84 degrees); other columns are ignored.
-        source: Geofabrik ``*-free.shp.zip``, a folder of ``gis_osm_*`` shapefiles/GeoPackages, or an ``.osm.pbf``.
+        source: Geofabrik ``*-free.shp.zip``, a folder of ``gis_osm_*`` shapefiles/GeoPackages, or an ``.osm.pbf``;
+            or a list of them.
         cfg: radii, mode ("clipped" | "whole") and layers (empty = all 11).
         strict: a layer missing from the source is an error instead of a warning.
 
@@ -268,21 +296,71 @@ def compute_osm_features(items: pd.DataFrame, source: str | Path, cfg: FeaturesC
     _check_radii(cfg.radii)
     ids, lon, lat = validate_items(items)
     layers = select_layers(cfg.layers)
-    src = OsmSource(source)
-    present = _check_missing(src, layers, strict)
-    _warn_outside(lon, lat, src.extent(), src.path)
-    crs = utm_crs(lon, lat)
-    acc = FeatureAccumulator(to_metric(shapely.points(lon, lat), crs), cfg.radii, cfg.mode)
-    skipped: dict[str, list[int]] = {}
-    chunks = src.chunks(present, bbox=_search_box(lon, lat, max(cfg.radii)))
+    sources = [OsmSource(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
+    if not sources:
+        raise DataError("no OSM source given")
+    zone = utm_zones(lon, lat)
+    owner = _assign_sources(sources, lon, lat)
+    parts = []
+    for k, src in enumerate(sources):
+        mine = np.flatnonzero(owner == k)
+        if not len(mine):
+            continue
+        present = _check_missing(src, layers, strict)
+        if len(sources) == 1:
+            _warn_outside(lon, lat, src.extent(), src.path)
+        groups = [_ZoneGroup(mine[zone[mine] == z], int(z), lon, lat, cfg) for z in np.unique(zone[mine])]
+        _stream(src, present, groups)
+        parts += [(g.rows, g.acc.frame(ids[g.rows], layers)) for g in groups]
+    rows = np.concatenate([r for r, _ in parts])
+    out = pd.concat([f for _, f in parts], ignore_index=True)
+    return out.iloc[np.argsort(rows, kind="stable")].reset_index(drop=True)
+
+
+class _ZoneGroup:
+    """The places of one extract in one UTM zone: their accumulator in that zone's CRS and their search box."""
+
+    def __init__(self, rows: np.ndarray, epsg: int, lon: np.ndarray, lat: np.ndarray, cfg: FeaturesConfig) -> None:
+        self.rows, self.crs = rows, f"EPSG:{epsg}"
+        self.box = _search_box(lon[rows], lat[rows], max(cfg.radii))
+        self.acc = FeatureAccumulator(to_metric(shapely.points(lon[rows], lat[rows]), self.crs), cfg.radii, cfg.mode)
+
+
+def _assign_sources(sources: list[OsmSource], lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Index of the extract each place reads: the first whose extent holds it, else the first (warned)."""
+    owner = np.full(len(lon), -1)
+    if len(sources) == 1:
+        return np.zeros(len(lon), dtype=np.int64)
+    for k, src in enumerate(sources):
+        box = src.extent()
+        if box is None:
+            continue
+        inside = (owner < 0) & (lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])
+        owner[inside] = k
+    if (owner < 0).any():
+        warnings.warn(f"{int((owner < 0).sum())} of {len(lon)} items lie outside every OSM extract given; they "
+                      f"read {sources[0].path}", GeotowerWarning, stacklevel=3)
+    return np.where(owner < 0, 0, owner)
+
+
+def _stream(src: OsmSource, layers: tuple[Layer, ...], groups: list[_ZoneGroup]) -> None:
+    """One pass over ``src``: each chunk goes, projected, to every zone group whose search box it meets."""
+    boxes = np.array([g.box for g in groups])
+    union: Bounds = (float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()),
+                     float(boxes[:, 3].max()))
+    tally: dict[str, list[int]] = {}
+    chunks = src.chunks(layers, bbox=union)
     for layer, geoms in tqdm(chunks, desc="OSM layer chunks", unit="chunk", disable=None, leave=False):
-        geoms, n_skipped, n_repaired = clean_geometries(to_metric(geoms, crs), layer.kind)
-        acc.add(layer, geoms)
-        tally = skipped.setdefault(layer.name, [0, 0])
-        tally[0] += n_skipped
-        tally[1] += n_repaired
-    _warn_geometry_problems(skipped, src)
-    return acc.frame(ids, layers)
+        bounds = shapely.bounds(geoms)
+        for group in groups:
+            b = group.box
+            near = ~((bounds[:, 0] > b[2]) | (bounds[:, 2] < b[0]) | (bounds[:, 1] > b[3]) | (bounds[:, 3] < b[1]))
+            mine, n_skipped, n_repaired = clean_geometries(to_metric(geoms[near], group.crs), layer.kind)
+            group.acc.add(layer, mine)
+            counts = tally.setdefault(layer.name, [0, 0])
+            counts[0] += n_skipped
+            counts[1] += n_repaired
+    _warn_geometry_problems(tally, src)
 
 
 def _warn_geometry_problems(tally: dict[str, list[int]], src: OsmSource) -> None:

@@ -33,9 +33,8 @@ from tqdm import tqdm
 
 from geotower import artifacts
 from geotower.errors import ConfigError, DataError, GeotowerWarning
+from geotower.schema import local_latlon, local_xy_km
 
-KM_PER_DEG_LAT = 110.574
-KM_PER_DEG_LON_EQUATOR = 111.320
 STAR_CUTS = (-0.4, 0.1, 0.6, 1.4)  # satisfaction → 1..5 stars; gives about 10/8/12/25/45 % (Yelp-like)
 _ID_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", dtype=np.uint8)
 _REVIEW_COLUMNS = ["review_id", "user_id", "business_id", "stars", "useful", "funny", "cool", "text", "date"]
@@ -168,10 +167,7 @@ def _osm_block(path: Path, ids: pd.Series) -> tuple[npt.NDArray[np.float32], lis
 
 def project(lat: npt.ArrayLike, lon: npt.ArrayLike, origin: tuple[float, float]) -> npt.NDArray[np.float64]:
     """Equirectangular projection to km around ``origin`` (lat0, lon0); accurate at city scale."""
-    lat0, lon0 = origin
-    x = (np.asarray(lon, dtype=float) - lon0) * KM_PER_DEG_LON_EQUATOR * np.cos(np.radians(lat0))
-    y = (np.asarray(lat, dtype=float) - lat0) * KM_PER_DEG_LAT
-    return np.stack([x, y], axis=1)
+    return local_xy_km(lat, lon, origin)
 
 
 def build_places(places: pd.DataFrame, cfg: SimConfig, rng: np.random.Generator,
@@ -331,9 +327,7 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
 def write_ground_truth(out: Path, pl: _Places, us: _Users, cfg: SimConfig) -> None:
     """users.parquet, items.parquet, meta.json and a README describing the model's exact parameters."""
     gt = out / "ground_truth"
-    lat0, lon0 = pl.origin
-    home_lat = lat0 + us.xy[:, 1] / KM_PER_DEG_LAT
-    home_lon = lon0 + us.xy[:, 0] / (KM_PER_DEG_LON_EQUATOR * np.cos(np.radians(lat0)))
+    home_lat, home_lon = local_latlon(us.xy, pl.origin)
     _write_parquet(gt / "users.parquet", pa.table({
         "user_id": us.ids, "home_lat": home_lat, "home_lon": home_lon, "decay_per_km": us.decay,
         "rating_bias": us.bias, "join": us.join, "leave": us.leave, "n_reviews": us.counts,
@@ -341,7 +335,7 @@ def write_ground_truth(out: Path, pl: _Places, us: _Users, cfg: SimConfig) -> No
     _write_parquet(gt / "items.parquet", pa.table({
         "item_id": pl.table["business_id"].to_numpy().astype(str), "lat": pl.table["lat"].to_numpy(),
         "lon": pl.table["lon"].to_numpy(), "quality": pl.quality, "vec": _fixed_list(pl.vec)}))
-    artifacts.write_json(gt / "meta.json", {"origin": [lat0, lon0], "blocks": pl.blocks, "config": asdict(cfg),
+    artifacts.write_json(gt / "meta.json", {"origin": list(pl.origin), "blocks": pl.blocks, "config": asdict(cfg),
                                             "star_cuts": list(STAR_CUTS)})
     artifacts.write_text(gt / "README", GROUND_TRUTH_README)
 

@@ -13,7 +13,6 @@ embeddings in the tower) or random Fourier features of locally projected coordin
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,6 @@ import pandas as pd
 from geotower import schema as S
 from geotower.errors import ArtifactError, DataError, GeotowerWarning, NotFittedError
 
-EARTH_KM_PER_DEG = 111.32
 MAX_CATEGORIES = 200
 
 
@@ -60,9 +58,7 @@ class GeoEncoder:
         self.seed = seed
 
     def _project(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-        x = (lon - self.lon0_) * EARTH_KM_PER_DEG * math.cos(math.radians(self.lat0_))
-        y = (lat - self.lat0_) * EARTH_KM_PER_DEG
-        return np.stack([x, y], axis=1)  # (n, 2) km
+        return S.local_xy_km(lat, lon, (self.lat0_, self.lon0_))  # (n, 2) km
 
     def _cell_keys(self, xy: np.ndarray, size_m: float) -> np.ndarray:
         ij = np.floor(xy / (size_m / 1000.0)).astype(np.int64)  # (n, 2)

@@ -7,6 +7,7 @@ items frame.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def find_items_table(path: str | Path) -> Path:
     return path
 
 
-def add_osm_features_to_dataset(dataset_dir: Path, source: Path, cfg: FeaturesConfig, strict: bool) -> Path:
+def add_osm_features_to_dataset(dataset_dir: Path, source: Path | Sequence[Path], cfg: FeaturesConfig, strict: bool) -> Path:
     """Compute the features and merge them into the dataset folder's items table (atomic rewrite).
 
     Existing columns with the same names are replaced; other columns and the row order are kept.
@@ -72,7 +73,7 @@ def add_osm_features_to_dataset(dataset_dir: Path, source: Path, cfg: FeaturesCo
     return items_path
 
 
-def osm_features(items: Path, osm: Path, cfg: FeaturesConfig, *, out: Path | None, merge: bool,
+def osm_features(items: Path, osm: Path | Sequence[Path], cfg: FeaturesConfig, *, out: Path | None, merge: bool,
                  strict: bool) -> FeaturesResult:
     """Compute the OSM columns of ``items`` (a table, or a dataset folder with ``merge``); write them to ``out``.
 

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from geotower.model.towers import TowerEnsemble, TowerSpec, TwoTower
 from geotower.model.trend import calibrate_weights
 from geotower.train.batches import TrainData
 from geotower.train.callbacks import Checkpointer, TensorBoardLogger, mlflow_from_env, write_curves
+from geotower.train.distributed import SINGLE, Dist, agreed, barrier, distributed_loss, init_from_env, resolve_device
 from geotower.train.loop import LoopState, fit, two_tower_loss
 from geotower.train.resume import fresh_or_resume
 from geotower.train.sampling import hard_negative_neighbours, make_sampler, train_data
@@ -68,21 +70,28 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
     continues from that staging folder's checkpoints (or from a complete run's).
     """
     out = Path(out_dir)
+    validate(cfg)
+    dist = init_from_env(resolve_device(cfg.train.device))
     previous = torch.are_deterministic_algorithms_enabled()
     # multi-threaded CPU kernels (index_add/scatter backward) otherwise sum in a varying order: same seed,
     # different bytes with 2+ threads; deterministic kernels cost no measurable time (docs/reliability.md)
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
+        if not dist.is_main:  # ranks > 0 train in rank 0's staging folder once it is set up, and write nothing
+            barrier(dist)
+            _train_into(data_dir, artifacts.staging_path(out), cfg, resume, progress, dist)
+            return None  # type: ignore[return-value]
         with artifacts.staged_folder(out, "run", keep_existing=resume, resumable=True, reuse=resume,
                                      inputs=[data_dir]) as stage:
-            result = _train_into(data_dir, stage, cfg, resume, progress)
+            barrier(dist)
+            result = _train_into(data_dir, stage, cfg, resume, progress, dist)
     finally:
         torch.use_deterministic_algorithms(previous)
     return dataclasses.replace(result, run_dir=out, paths={"run": out, "manifest": out / artifacts.MANIFEST})
 
 
 def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume: bool = False,
-                progress: bool = True) -> TrainResult:
+                progress: bool = True, dist: Dist = SINGLE) -> TrainResult:
     """Train the two towers on a dataset folder and write the run files into ``out_dir`` (the staging folder).
 
     Args:
@@ -97,12 +106,16 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     """
     t0 = time.perf_counter()
     validate(cfg)
+    if resolve_device(cfg.train.device).type != "cpu":
+        raise ConfigError(f"train.device={cfg.train.device!r}: a CUDA GPU was found, but training on it is not "
+                          "implemented yet; use train.device=cpu (auto picks cuda when one is available)")
+    progress = progress and dist.is_main
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     out = Path(out_dir)
     setup = build_setup(Path(data_dir).resolve(), cfg)
     fit_data = train_data(setup.index, setup.rows.fit, cfg, setup.neighbours)
-    model, state, validated = _early_stopped(setup, fit_data, cfg, out, resume=resume, progress=progress)
+    model, state, validated = _early_stopped(setup, fit_data, cfg, out, resume=resume, progress=progress, dist=dist)
     trend_weight = _calibrate_trend(model, setup, fit_data, cfg) if validated else None
     if trend_weight is not None:
         model.trend_weight.data.copy_(trend_weight)  # type: ignore[union-attr]
@@ -111,12 +124,16 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     epochs = state.best_epoch if state.best_epoch > 0 else state.epoch
     if refit:
         model = train_fixed(setup, final_data, cfg, epochs, seed=cfg.seed, trend_weight=trend_weight,
-                            progress=progress)
+                            progress=progress, dist=dist)
     members = [model] + [train_fixed(setup, final_data, cfg, epochs, seed=cfg.seed + m, trend_weight=trend_weight,
-                                     progress=progress) for m in range(1, cfg.model.members)]
+                                     progress=progress, dist=dist) for m in range(1, cfg.model.members)]
     final = TowerEnsemble(members) if len(members) > 1 else model
-    all_data = final_data if refit else train_data(setup.index, setup.rows.train, cfg, None)
-    return _write_run(out, setup, cfg, final, state, all_data, time.perf_counter() - t0)
+    result = None
+    if dist.is_main:  # rank 0 alone writes the run files
+        all_data = final_data if refit else train_data(setup.index, setup.rows.train, cfg, None)
+        result = _write_run(out, setup, cfg, final, state, all_data, time.perf_counter() - t0)
+    barrier(dist)
+    return result  # type: ignore[return-value]  # None on ranks > 0
 
 
 # --- stage 1: the setup ----------------------------------------------------------------------------
@@ -173,20 +190,23 @@ def _user_inputs(ds: Dataset, users: np.ndarray, cfg: RunConfig) -> tuple[TableE
 
 # --- stage 2: early stopping on validation ---------------------------------------------------------
 def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: Path, *, resume: bool,
-                   progress: bool) -> tuple[TwoTower, LoopState, bool]:
+                   progress: bool, dist: Dist = SINGLE) -> tuple[TwoTower, LoopState, bool]:
     """Train on the fit rows with checkpoints and TensorBoard; (model at its best epoch, loop state, validated)."""
     model, optimizer = new_model(setup, fit_data, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     sampler = make_sampler(fit_data, cfg, gen)
     ckpt = Checkpointer(out / "checkpoints", model, optimizer, gen)
     state = fresh_or_resume(out, cfg, resume, ckpt)
-    artifacts.write_json(out / artifacts.CONFIG_JSON, cfg.to_dict())
-    hparams = {f"{sec}.{k}": v for sec in ("model", "train") for k, v in cfg.to_dict()[sec].items()}
-    tb = TensorBoardLogger(out / "tb", hparams, purge_step=(state.step + 1) if state else None)
-    validator = _validator(setup, fit_data, cfg)
+    callbacks: list[Any] = []
+    if dist.is_main:  # rank 0 alone writes; every rank resumed from its checkpoint above
+        artifacts.write_json(out / artifacts.CONFIG_JSON, cfg.to_dict())
+        hparams = {f"{sec}.{k}": v for sec in ("model", "train") for k, v in cfg.to_dict()[sec].items()}
+        callbacks = [TensorBoardLogger(out / "tb", hparams, purge_step=(state.step + 1) if state else None), ckpt,
+                     *mlflow_from_env(hparams, out.name)]
+    validator = agreed(_validator(setup, fit_data, cfg), dist)
     t = cfg.train
-    callbacks = [tb, ckpt, *mlflow_from_env(hparams, out.name)]
-    state = fit(model, optimizer, sampler, two_tower_loss(t.loss), t.epochs, patience=t.patience if validator else 0,
+    loss = distributed_loss(model, two_tower_loss(t.loss), dist)
+    state = fit(model, optimizer, sampler, loss, t.epochs, patience=t.patience if validator else 0,
                 validate=validator, metric="ndcg", callbacks=callbacks, state=state, progress=progress)
     return model, state, validator is not None
 

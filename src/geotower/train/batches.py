@@ -17,6 +17,7 @@ from torch import Tensor
 
 from geotower.model.towers import History, csr_rows, history_bags
 from geotower.model.trend import trend_features
+from geotower.schema import local_xy_km
 
 
 @dataclass
@@ -221,8 +222,7 @@ def geo_neighbours(lat: np.ndarray, lon: np.ndarray, radius_km: float, max_pairs
     """
     from scipy.spatial import cKDTree
 
-    lat0 = float(np.mean(lat))
-    xy = np.stack([(lon - np.mean(lon)) * 111.32 * np.cos(np.radians(lat0)), (lat - lat0) * 111.32], axis=1)
+    xy = local_xy_km(lat, lon, (float(np.mean(lat)), float(np.mean(lon))))
     tree = cKDTree(xy)
     radius = radius_km
     pairs = tree.query_pairs(radius, output_type="ndarray")

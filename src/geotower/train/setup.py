@@ -18,6 +18,7 @@ from geotower.ingest.protocol import IdIndex, SplitRows
 from geotower.model.encoders import TableEncoder
 from geotower.model.towers import TowerSpec, TwoTower
 from geotower.train.batches import TrainData
+from geotower.train.distributed import SINGLE, Dist, distributed_loss
 from geotower.train.loop import fit, two_tower_loss
 from geotower.train.sampling import Neighbours, make_sampler
 
@@ -78,7 +79,7 @@ def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: 
 
 
 def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int, *, seed: int,
-                trend_weight: torch.Tensor | None = None, progress: bool = True) -> TwoTower:
+                trend_weight: torch.Tensor | None = None, progress: bool = True, dist: Dist = SINGLE) -> TwoTower:
     """Train from ``seed`` on ``data`` for the epoch count early stopping chose (no validation, no checkpoints).
 
     Used for the refit on all training rows (early stopping needs rows the model does not see; without a refit
@@ -88,5 +89,6 @@ def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int,
     """
     model, optimizer = new_model(setup, data, cfg, trend_weight, seed)
     sampler = make_sampler(data, cfg, torch.Generator().manual_seed(seed))
-    fit(model, optimizer, sampler, two_tower_loss(cfg.train.loss), epochs, progress=progress)
+    fit(model, optimizer, sampler, distributed_loss(model, two_tower_loss(cfg.train.loss), dist), epochs,
+        progress=progress)
     return model
