@@ -46,7 +46,8 @@ def find_items_table(path: str | Path) -> Path:
     return path
 
 
-def add_osm_features_to_dataset(dataset_dir: Path, source: Path | Sequence[Path], cfg: FeaturesConfig, strict: bool) -> Path:
+def add_osm_features_to_dataset(dataset_dir: Path, source: Path | Sequence[Path], cfg: FeaturesConfig,
+                                strict: bool) -> Path:
     """Compute the features and merge them into the dataset folder's items table (atomic rewrite).
 
     Existing columns with the same names are replaced; other columns and the row order are kept.
