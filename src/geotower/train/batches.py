@@ -116,6 +116,7 @@ class Batch:
     log_q: Tensor | None = None  # (b + m,) for softmax
     target: Tensor | None = None  # (b,) softmax column of each row's positive; None = column i for row i
     buckets: Tensor | None = None  # (b,) time bucket of each row (trend prior)
+    full: bool = False  # full softmax: the columns are the whole catalogue in order (no gather needed)
 
 
 class BatchSampler:
@@ -190,7 +191,7 @@ class BatchSampler:
         if self.full_softmax:  # every item is a column: the exact softmax the sampled ones approximate
             b.unique_items = b.columns = torch.arange(d.n_items)
             b.invalid = self._positive_columns(users, b.unique_items)  # (b, n_items)
-            b.target = items
+            b.target, b.full = items, True
         elif self.loss == "softmax":
             m = len(rows) * self.n_negatives
             anchors = items[torch.randint(len(items), (m,), generator=self.generator)] if m else items[:0]

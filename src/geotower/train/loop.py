@@ -159,7 +159,7 @@ def two_tower_loss(loss: str) -> Callable[[nn.Module, Any], Tensor]:
         bias = model.item_bias  # (n_items,) or None
         if loss == "softmax":
             v = model.encode_items(batch.unique_items)  # (u, d): each distinct candidate once
-            full = batch.target is not None  # full softmax: the columns are the catalogue in order, no gather
+            full = batch.full  # full softmax: the columns are the catalogue in order, no gather
             # (a column gather over (b, n_items) logits costs a sort of b * n_items indices in its backward)
             logits = u @ v.T * scale if full else (u @ v.T)[:, batch.columns] * scale  # (b, n_items) / (b, b + m)
             if prior is not None:
