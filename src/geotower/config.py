@@ -131,7 +131,7 @@ class EvalConfig:
     # global temporal split at the (1 - test_fraction) quantile of timestamps; 0 = train on every interaction (then
     # `geotower evaluate --test FILE` judges later interactions you hold elsewhere)
     test_fraction: float = field(default=0.2, metadata=HALF_OPEN_FRACTION)
-    baselines: tuple[str, ...] = ("popular", "itemknn", "als", "bpr", "content_twotower")
+    baselines: tuple[str, ...] = ("popular", "recent", "itemknn", "rp3beta", "ease", "als", "bpr", "content_twotower")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     cfg = resolve(None, ["train.epochs=2", "model.hidden_dim=32", "model.embed_dim=16", "train.batch_size=512"])
     result = run_demo(tmp_path, cfg, DemoConfig(n_users=150, n_reviews=2500, seed=1), progress=False)
     models = [r.model for r in result.evaluation.rows]
-    assert models == ["geotower", "popular", "itemknn", "als", "bpr", "content_twotower"]
+    assert models == ["geotower", "popular", "recent", "itemknn", "rp3beta", "ease", "als", "bpr",
+                      "content_twotower"]
     assert result.evaluation.users > 0
     report = (tmp_path / "report.md").read_text()
     assert "| geotower |" in report and "map.png" in report and "OpenStreetMap contributors" in report

@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from geotower import artifacts
 from geotower.config import resolve
 from geotower.errors import ConfigError, DataError, GeotowerError, GeotowerWarning
+from geotower.evaluate.heldout import HeldOut
 from geotower.ingest.dataset import DatasetSpec, write_dataset
 from geotower.pipeline import evaluate as E
 
@@ -201,7 +202,8 @@ def test_real_training_run_with_all_baselines(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*recomputed held-out split")  # same split as training
         result = E.evaluate_run(tmp_path / "run", baselines=True, progress=False, grids=TINY_GRIDS)
-    assert [r.model for r in result.rows] == ["geotower", "popular", "itemknn", "als", "bpr", "content_twotower"]
+    assert [r.model for r in result.rows] == ["geotower", "popular", "recent", "itemknn", "rp3beta", "ease", "als",
+                                              "bpr", "content_twotower"]
     assert all(r.metrics and r.metrics["users"] == 18 for r in result.rows), [r.note for r in result.rows]
     assert result.k == 2 and result.cold_users == 2
     assert (tmp_path / "run" / "baselines" / "content_twotower" / "manifest.json").exists()
@@ -289,3 +291,13 @@ def test_factor_baselines_take_the_exact_embedding_path(run: Path, monkeypatch: 
     assert got == pytest.approx(want) and got["users"] == 18
     del model.user_factors_  # no factors: the block path
     assert E._score_baseline(model, proto, 3, False) == pytest.approx(want) and calls == ["faiss"]
+
+
+def test_time_decayed_baseline_gets_the_positive_rows_times() -> None:
+    """``recent`` ranks by decayed counts only if evaluate hands it (item, time) of the positives, not the matrix."""
+    proto = HeldOut(np.array(["u0", "u1"]), np.array(["a", "b", "c"]), *([None] * 3), np.array([0]), 0)
+    rows = pd.DataFrame({"user_id": ["u0", "u1", "u1", "u0"], "item_id": ["a", "b", "x", "c"],
+                         "timestamp": [10, 20, 30, 40], "positive": [True, True, True, False]})
+    items, times = E._events(proto, rows)  # "x" is not in the run, "c" is not a positive
+    assert items.tolist() == [0, 1] and times.tolist() == [10.0, 20.0]
+    assert E._events(proto, rows.drop(columns="timestamp")) is None

@@ -208,6 +208,9 @@ class TimeDecayPopularity:
         return np.broadcast_to(popularity, (len(user_idx), len(popularity)))
 
 
+EASE_MAX_ITEMS = 20_000  # a dense float64 items x items inverse: 3.2 GB at 20k items
+
+
 class EASE:
     """Embarrassingly shallow autoencoder (Steck 2019): the closed-form item-item ridge regression with a zero diagonal.
 
@@ -219,7 +222,7 @@ class EASE:
         max_items: largest catalogue accepted.
     """
 
-    def __init__(self, l2: float = 100.0, max_items: int = 20_000) -> None:
+    def __init__(self, l2: float = 100.0, max_items: int = EASE_MAX_ITEMS) -> None:
         self.l2, self.max_items = l2, max_items
 
     def fit(self, train: sp.csr_matrix, items: pd.DataFrame | None = None) -> Self:

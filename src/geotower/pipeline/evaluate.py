@@ -184,11 +184,23 @@ def _geotower_bands(run_dir: Path, proto: HeldOut, ds: Dataset, k: int) -> list[
                       None if coords is None else coords[:, 0], None if coords is None else coords[:, 1])
 
 
-def _validation(train: pd.DataFrame, proto: HeldOut, cfg: RunConfig) -> tuple[sp.csr_matrix, ...]:
+def _validation(train: pd.DataFrame, proto: HeldOut, cfg: RunConfig) -> tuple[sp.csr_matrix, sp.csr_matrix,
+                                                                              sp.csr_matrix, pd.DataFrame]:
     """Validation carved from the train rows exactly as training does (``protocol.carve_validation``)."""
     fit_rows, val_rows, _ = carve_validation(train, cfg)
     pos = positives(fit_rows)
-    return proto.matrix(pos, pos[S.WEIGHT].to_numpy()), proto.matrix(fit_rows), proto.matrix(positives(val_rows))
+    return (proto.matrix(pos, pos[S.WEIGHT].to_numpy()), proto.matrix(fit_rows), proto.matrix(positives(val_rows)),
+            fit_rows)
+
+
+def _events(proto: HeldOut, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """(item index, timestamp seconds) of the positive ``rows``, for the time-aware baselines; None without time."""
+    if S.TIMESTAMP not in rows.columns:
+        return None
+    pos = positives(rows)
+    items = np.asarray(pd.Index(proto.item_ids).get_indexer(pos[S.ITEM_ID]), dtype=np.int64)
+    ok = items >= 0
+    return items[ok], pos[S.TIMESTAMP].to_numpy(dtype=np.float64)[ok]
 
 
 def _score_baseline(model: Any, proto: HeldOut, k: int, progress: bool) -> dict[str, float]:
@@ -202,18 +214,23 @@ def _score_baseline(model: Any, proto: HeldOut, k: int, progress: bool) -> dict[
 
 def _cf_rows(names: Sequence[str], train: pd.DataFrame, proto: HeldOut, cfg: RunConfig, k: int, progress: bool,
              grids: Mapping[str, Mapping[str, Sequence[Any]]] | None) -> list[ModelResult]:
-    val_train, val_seen, val_relevant = _validation(train, proto, cfg)
+    val_train, val_seen, val_relevant, fit_rows = _validation(train, proto, cfg)
+    events, val_events = _events(proto, train), _events(proto, fit_rows)
     if names and not B.has_ground_truth(val_relevant, val_seen):
         warnings.warn(f"the validation split (train.val_fraction={cfg.train.val_fraction}) has no unseen positives; "
                       "baselines are not tuned and use their default params", GeotowerWarning, stacklevel=3)
     out = []
     for name in names:
+        if name == "ease" and len(proto.item_ids) > B.EASE_MAX_ITEMS:
+            warnings.warn(f"EASE skipped: {len(proto.item_ids)} items exceed {B.EASE_MAX_ITEMS} (it inverts a dense "
+                          "items x items matrix)", GeotowerWarning, stacklevel=3)
+            continue
         # BPR's Hogwild SGD is only reproducible on 1 thread; implicit's default (all cores) also spin-waits badly
         # on a busy machine (ALS 2.2 s vs 0.8 s on MovieLens-100k with 2 loaded cores), so 0 means 1 here
         threads = 1 if name == "bpr" else max(cfg.train.threads, 1)
         tuned = B.tune_and_fit(name, proto.train_pos, val_train, val_relevant, k,
                                None if grids is None else grids.get(name, {}), cfg.seed, threads,
-                               val_seen=val_seen)
+                               val_seen=val_seen, events=events, val_events=val_events)
         metrics = _score_baseline(tuned.model, proto, k, progress)
         params = {**tuned.params, **({"val_ndcg": round(tuned.val_ndcg, 4), "tune_s": round(tuned.tune_s, 2)}
                                      if tuned.val_ndcg is not None else {})}
