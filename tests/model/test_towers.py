@@ -99,13 +99,15 @@ def test_item_bias_gets_gradients_in_every_loss() -> None:
 
 
 def test_pooled_item_inputs_equal_per_level_pooling() -> None:
-    """Big bags pool the concatenated item inputs once; the result equals pooling each grid level separately."""
+    """Big bags pool one table of the concatenated item inputs and ID embeddings; the result equals pooling each
+    grid level and the (trained) IDs separately."""
 
     torch.manual_seed(0)
     n_i, n_u = 50, 20
     spec = TowerSpec(n_items=n_i, n_users=n_u, item_dense_dim=3, user_dense_dim=0, cell_vocab_sizes=[6, 4],
                      cell_dim=5, embed_dim=8, n_layers=0)
-    m = TwoTower(spec, torch.randn(n_i, 3), torch.randint(0, 4, (n_i, 2)), torch.zeros(n_u, 0), torch.ones(n_i))
+    known = (torch.arange(n_i) % 3 > 0).float()  # untrained IDs must stay out of the pooled ID part too
+    m = TwoTower(spec, torch.randn(n_i, 3), torch.randint(0, 4, (n_i, 2)), torch.zeros(n_u, 0), known)
     indptr = torch.arange(0, 201, 10)  # 20 users x 10 history items
     hist_items = torch.randint(0, n_i, (200,))
     users = torch.randint(0, n_u, (30,))

@@ -86,7 +86,7 @@ def test_retrieval_embeddings_carry_the_prior_as_one_column() -> None:
 
 def test_without_trend_nothing_changes() -> None:
     model = trend_tower(0)
-    assert model.trend_weight is None and model.trend_bias() is None
+    assert model.trend_weight is None and model.trend_bias(torch.tensor([0])) is None
     assert "trend_now" not in model.state_dict()  # bundles without a trend keep their old layout
     assert model.all_item_embeddings().shape == (3, 4)
 
@@ -96,8 +96,11 @@ def test_trend_bias_is_table_times_weights() -> None:
     table = torch.arange(12, dtype=torch.float32).reshape(2, 3, 2)
     model.set_trend(table, table[-1])
     with torch.no_grad():
-        model.trend_weight.copy_(torch.tensor([1.0, -1.0]))
-    torch.testing.assert_close(model.trend_bias(), torch.full((2, 3), -1.0))
+        model.trend_weight.copy_(torch.tensor([1.0, 0.5]))
+    want = table @ torch.tensor([1.0, 0.5])  # (buckets, items)
+    buckets = torch.tensor([1, 0, 1])  # rows in time buckets; only their buckets and the asked items are read
+    torch.testing.assert_close(model.trend_bias(buckets), want[buckets])
+    torch.testing.assert_close(model.trend_bias(buckets, torch.tensor([2, 2, 0])), want[buckets][:, [2, 2, 0]])
 
 
 def test_calibration_recovers_the_generating_weights() -> None:

@@ -96,8 +96,9 @@ def test_writes_json_markdown_chart_and_tensorboard(run: Path) -> None:
     payload = json.loads((run / "eval" / "metrics.json").read_text())
     assert payload["k"] == 2 and payload["users_evaluated"] == 18 and payload["cold_users"] == 2
     assert payload["models"][0]["model"] == "geotower" and payload["models"][0]["metrics"]["precision"] == 0.5
-    assert "| geotower | 1.0000 | 1.0000 | 1.0000 | 0.5000 | 1.0000 | 1.50 | best_epoch=3 |" in \
+    assert "| geotower | 1.0000 ± 0.0000 | 1.0000 ± 0.0000 | 1.0000 | 0.5000 | 1.0000 | 1.50 | best_epoch=3 |" in \
         (run / "eval" / "report.md").read_text()
+    assert "per_user" not in payload["models"][0] and payload["models"][0]["se"] == {"ndcg": 0.0, "recall": 0.0}
     assert result.paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any((run / "tb").glob("events.out.tfevents.*"))
 
@@ -121,6 +122,21 @@ def test_baselines_share_users_and_are_tuned_without_test_rows(run: Path, monkey
     users, items = pd.Index(sorted(set(make_interactions()["user_id"]))), pd.Index([f"i{j:02d}" for j in range(N)])
     test_pairs = [(users.get_loc(f"u{u:02d}"), items.get_loc(answer(u))) for u in range(N)]
     assert seen_by_tuning and all(m[r, c] == 0 for m in seen_by_tuning for r, c in test_pairs)
+
+
+def test_standard_errors_and_paired_test_against_the_best_baseline(run: Path) -> None:
+    result = E.evaluate_run(run, k=2, baselines=True, progress=False, grids=TINY_GRIDS)
+    for r in result.rows:  # the per-user arrays are the same users and masking as the means
+        assert r.per_user is not None and len(r.per_user[0]) == 18
+        assert np.mean(r.per_user[0]) == pytest.approx(r.metrics["ndcg"])
+        assert np.mean(r.per_user[1]) == pytest.approx(r.metrics["recall"])
+        assert r.se["ndcg"] == pytest.approx(np.std(r.per_user[0], ddof=1) / np.sqrt(18))
+    oracle, best = result.rows[0], max(result.rows[1:], key=lambda r: r.metrics["ndcg"])
+    assert oracle.paired["vs"] == best.name and oracle.paired["n"] == 18
+    assert oracle.paired["ndcg_diff"] == pytest.approx(1.0 - best.metrics["ndcg"])
+    assert oracle.paired["ndcg_se"] == pytest.approx(np.std(1.0 - best.per_user[0], ddof=1) / np.sqrt(18))
+    assert 0.0 <= oracle.paired["ndcg_p"] <= 1.0 and oracle.paired["recall_diff"] >= 0.0
+    assert f"minus the best baseline ({best.name}), over 18 users" in (run / "eval" / "report.md").read_text()
 
 
 def test_test_file_counts_unknown_ids(run: Path, tmp_path: Path) -> None:
@@ -285,12 +301,13 @@ def test_factor_baselines_take_the_exact_embedding_path(run: Path, monkeypatch: 
     calls: list[str] = []
     real = Mx.evaluate_embeddings
     monkeypatch.setattr(E, "evaluate_embeddings", lambda *a, **kw: calls.append("faiss") or real(*a, **kw))
-    got = E._score_baseline(model, proto, 3, False)
+    got, score_fn = E._score_baseline(model, proto, 3, False)
     assert calls == ["faiss"]
     want = Mx.evaluate_scorer(model.score, proto.users, proto.relevant, proto.seen, 3)
     assert got == pytest.approx(want) and got["users"] == 18
+    np.testing.assert_allclose(score_fn(np.array([0, 2])), model.score(np.array([0, 2])))  # for the per-user pass
     del model.user_factors_  # no factors: the block path
-    assert E._score_baseline(model, proto, 3, False) == pytest.approx(want) and calls == ["faiss"]
+    assert E._score_baseline(model, proto, 3, False)[0] == pytest.approx(want) and calls == ["faiss"]
 
 
 def test_time_decayed_baseline_gets_the_positive_rows_times() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,15 @@ class ModelResult:
     params: dict[str, Any] = field(default_factory=dict)
     note: str = ""  # e.g. why a baseline was skipped
     label: str = ""  # display name; the key when empty
+    se: dict[str, float] = field(default_factory=dict)  # standard error of the per-user mean: "ndcg", "recall"
+    # geotower's row: paired t-test against the best baseline by NDCG@K (same users): "vs", then per metric
+    # "<m>_diff" (mean geotower - baseline), "<m>_se" (s.e. of that difference) and "<m>_p" (two-sided p-value)
+    paired: dict[str, Any] = field(default_factory=dict)
+    # per-user (ndcg, recall) arrays over the evaluated users, for the paired test; not written to metrics.json
+    per_user: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "per_user"}
 
     @property
     def name(self) -> str:
@@ -50,14 +59,28 @@ def markdown_table(rows: list[ModelResult], k: int) -> str:
     head = ["model", *(f"{_LABELS[m]}@{k}" for m in METRIC_NAMES), "fit s", "params"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        if row.metrics:
-            cells = [f"{row.metrics[m]:.4f}" for m in METRIC_NAMES]
-        else:
-            cells = ["-"] * len(METRIC_NAMES)
+        cells = [metric_cell(row, m) for m in METRIC_NAMES]
         fit = "-" if row.fit_s is None else f"{row.fit_s:.2f}"
         extra = _fmt_params(row.params) + (f" ({row.note})" if row.note else "")
         lines.append("| " + " | ".join([row.name, *cells, fit, extra.replace("|", "/")]) + " |")
-    return "\n".join(lines) + "\n"
+    tests = [paired_line(row) for row in rows if row.paired]
+    return "\n".join(lines) + "\n" + "".join(f"\n{t}\n" for t in tests)
+
+
+def metric_cell(row: ModelResult, metric: str) -> str:
+    """``0.1234`` or ``0.1234 ± 0.0056`` (with a standard error); ``-`` for a skipped model."""
+    if not row.metrics:
+        return "-"
+    se = row.se.get(metric)
+    return f"{row.metrics[metric]:.4f}" + ("" if se is None or not np.isfinite(se) else f" ± {se:.4f}")
+
+
+def paired_line(row: ModelResult) -> str:
+    """One sentence: the paired difference to the best baseline per metric, its s.e. and p-value."""
+    p = row.paired
+    parts = [f"{_LABELS[m]} {p[m + '_diff']:+.4f} ± {p[m + '_se']:.4f} (p = {p[m + '_p']:.3g})"
+             for m in ("ndcg", "recall") if m + "_diff" in p]
+    return f"Paired t-test, {row.name} minus the best baseline ({p['vs']}), over {p['n']} users: " + "; ".join(parts)
 
 
 def write_report(out_dir: str | Path, rows: list[ModelResult], k: int, summary: dict[str, Any],
@@ -75,7 +98,7 @@ def write_report(out_dir: str | Path, rows: list[ModelResult], k: int, summary: 
         {"json", "markdown", "chart", "html"} -> written paths.
     """
     out = Path(out_dir)
-    payload = {"k": k, **summary, "models": [asdict(r) for r in rows], "breakdowns": bands or []}
+    payload = {"k": k, **summary, "models": [r.to_json() for r in rows], "breakdowns": bands or []}
     paths = {"json": artifacts.write_json(out / METRICS_JSON, payload)}
     header = [f"# Evaluation at K={k}", ""]
     header += [f"- {key.replace('_', ' ')}: {value}" for key, value in summary.items()]

@@ -35,6 +35,7 @@ from geotower.evaluate.metrics import (
     rank_topk,
 )
 from geotower.evaluate.report import ModelResult, breakdowns, log_tensorboard, write_report
+from geotower.evaluate.stats import paired_test, per_user, standard_error
 from geotower.ingest.dataset import Dataset, load_dataset, read_interactions
 from geotower.ingest.protocol import carve_validation, known_users, split
 from geotower.model.bundle import load_bundle
@@ -164,7 +165,29 @@ def _model_row(name: str, bundle: Any, proto: HeldOut, k: int, progress: bool, f
     user_emb, item_emb = _embedding_matrices(name, bundle, proto)
     metrics = evaluate_embeddings(user_emb, item_emb, proto.users, proto.relevant, proto.seen, k, proto.batch_size,
                                   progress)
-    return ModelResult(name, metrics, fit_s, params, label=label)
+    return _with_per_user(ModelResult(name, metrics, fit_s, params, label=label),
+                          lambda users: user_emb[users] @ item_emb.T, proto, k)
+
+
+def _with_per_user(row: ModelResult, score_fn: Any, proto: HeldOut, k: int) -> ModelResult:
+    """Add the per-user NDCG/Recall (same users and masking as the means) and their standard errors."""
+    pu = per_user(score_fn, proto.users, proto.relevant, proto.seen, k)
+    row.per_user = (pu.ndcg, pu.recall)
+    row.se = {"ndcg": standard_error(pu.ndcg), "recall": standard_error(pu.recall)}
+    return row
+
+
+def _paired_vs_best(rows: list[ModelResult]) -> None:
+    """Fill geotower's ``paired``: a paired t-test against the baseline with the best NDCG@K (same users)."""
+    first, others = rows[0], [r for r in rows[1:] if r.per_user is not None and r.metrics]
+    if first.per_user is None or not others:
+        return
+    best = max(others, key=lambda r: r.metrics["ndcg"])
+    assert best.per_user is not None
+    first.paired = {"vs": best.name, "n": len(first.per_user[0])}
+    for m, a, b in zip(("ndcg", "recall"), first.per_user, best.per_user, strict=True):
+        t = paired_test(a, b)
+        first.paired.update({f"{m}_diff": t.diff, f"{m}_se": t.se, f"{m}_p": t.p_value})
 
 
 def _geotower_row(run_dir: Path, manifest: dict[str, Any], proto: HeldOut, k: int, progress: bool) -> ModelResult:
@@ -203,13 +226,15 @@ def _events(proto: HeldOut, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
     return items[ok], pos[S.TIMESTAMP].to_numpy(dtype=np.float64)[ok]
 
 
-def _score_baseline(model: Any, proto: HeldOut, k: int, progress: bool) -> dict[str, float]:
-    """Matrix-factorisation baselines rank by dot products: the exact FAISS path; the others score in blocks."""
+def _score_baseline(model: Any, proto: HeldOut, k: int, progress: bool) -> tuple[dict[str, float], Any]:
+    """Metrics and score function: matrix-factorisation baselines rank by dot products (the exact FAISS path);
+    the others score in blocks."""
     users, items = getattr(model, "user_factors_", None), getattr(model, "item_factors_", None)
     if users is not None and items is not None:
         return evaluate_embeddings(users, items, proto.users, proto.relevant, proto.seen, k, proto.batch_size,
-                                   progress)
-    return evaluate_scorer(model.score, proto.users, proto.relevant, proto.seen, k, proto.batch_size, progress)
+                                   progress), lambda u: users[u] @ items.T
+    return evaluate_scorer(model.score, proto.users, proto.relevant, proto.seen, k, proto.batch_size,
+                           progress), model.score
 
 
 def _cf_rows(names: Sequence[str], train: pd.DataFrame, proto: HeldOut, cfg: RunConfig, k: int, progress: bool,
@@ -231,10 +256,11 @@ def _cf_rows(names: Sequence[str], train: pd.DataFrame, proto: HeldOut, cfg: Run
         tuned = B.tune_and_fit(name, proto.train_pos, val_train, val_relevant, k,
                                None if grids is None else grids.get(name, {}), cfg.seed, threads,
                                val_seen=val_seen, events=events, val_events=val_events)
-        metrics = _score_baseline(tuned.model, proto, k, progress)
+        metrics, score_fn = _score_baseline(tuned.model, proto, k, progress)
         params = {**tuned.params, **({"val_ndcg": round(tuned.val_ndcg, 4), "tune_s": round(tuned.tune_s, 2)}
                                      if tuned.val_ndcg is not None else {})}
-        out.append(ModelResult(name, metrics, tuned.fit_s, params, label=B.DISPLAY_NAMES[name]))
+        out.append(_with_per_user(ModelResult(name, metrics, tuned.fit_s, params, label=B.DISPLAY_NAMES[name]),
+                                  score_fn, proto, k))
     return out
 
 
@@ -312,6 +338,7 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, test_file: str | Pat
     rows = [_geotower_row(run, manifest, proto, k, progress)]
     if baselines:
         rows += _baseline_rows(run, cfg, manifest, train, proto, k, progress, grids)
+        _paired_vs_best(rows)
     result = EvalResult(run, k, rows, len(proto.users), proto.cold_users, unknown_users, unknown_items, len(test),
                         source)
     result.paths = write_report(run / EVAL_DIR, rows, k, result.summary(), _geotower_bands(run, proto, ds, k))

@@ -72,10 +72,15 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
     out = Path(out_dir)
     validate(cfg)
     dist = init_from_env(resolve_device(cfg.train.device))
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
     previous = torch.are_deterministic_algorithms_enabled()
     # multi-threaded CPU kernels (index_add/scatter backward) otherwise sum in a varying order: same seed,
-    # different bytes with 2+ threads; deterministic kernels cost no measurable time (docs/reliability.md)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # different bytes with 2+ threads; deterministic kernels cost no measurable time (docs/reliability.md).
+    # One thread is deterministic already, and switching the flag imports torch._inductor (1.4-2.6 s per run)
+    deterministic = torch.get_num_threads() > 1 and not previous
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         if not dist.is_main:  # ranks > 0 train in rank 0's staging folder once it is set up, and write nothing
             barrier(dist)
@@ -86,7 +91,8 @@ def train_run(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resume:
             barrier(dist)
             result = _train_into(data_dir, stage, cfg, resume, progress, dist)
     finally:
-        torch.use_deterministic_algorithms(previous)
+        if deterministic:
+            torch.use_deterministic_algorithms(False)
     return dataclasses.replace(result, run_dir=out, paths={"run": out, "manifest": out / artifacts.MANIFEST})
 
 
@@ -110,8 +116,6 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
         raise ConfigError(f"train.device={cfg.train.device!r}: a CUDA GPU was found, but training on it is not "
                           "implemented yet; use train.device=cpu (auto picks cuda when one is available)")
     progress = progress and dist.is_main
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
     out = Path(out_dir)
     setup = build_setup(Path(data_dir).resolve(), cfg)
     fit_data = train_data(setup.index, setup.rows.fit, cfg, setup.neighbours)
