@@ -14,6 +14,7 @@ def test_defaults_are_the_measured_ones() -> None:
     cfg = RunConfig()  # the original design's sizes; optimisation defaults chosen in docs/quality.md
     assert (cfg.model.embed_dim, cfg.model.hidden_dim) == (128, 512)
     assert (cfg.train.weight_decay, cfg.train.epochs, cfg.train.batch_size) == (1e-5, 20, 512)
+    assert (cfg.train.loss, cfg.train.n_negatives, cfg.model.members) == ("softmax", 0, 2)  # fourth sweep
     assert cfg.eval.k == 10
     assert cfg.features.radii == (100, 200, 500)
 
@@ -29,7 +30,7 @@ def test_precedence_flag_over_file_over_default(tmp_path: Path) -> None:
 
 
 def test_toml_round_trip(tmp_path: Path) -> None:
-    cfg = resolve(None, ["train.loss=bpr", "features.layers=[\"roads\", \"pois\"]", "seed=3"])
+    cfg = resolve(None, ["train.loss=bpr", "train.n_negatives=1", "features.layers=[\"roads\", \"pois\"]", "seed=3"])
     f = tmp_path / "c.toml"
     f.write_text(to_toml(cfg))
     assert resolve(f) == cfg
@@ -52,6 +53,7 @@ def test_unquoted_string_override_is_accepted() -> None:
         ("train.val_fraction=0", "train.val_fraction: must be in (0, 1)"),
         ("features.layers=[\"roadz\"]", "features.layers: unknown ['roadz']"),
         ("train.lr", "expected section.key=value"),
+        ("train.loss=bpr", "bpr loss needs at least 1 negative per positive"),  # the default 0 is for softmax
     ],
 )
 def test_bad_values_name_the_key(override: str, needle: str) -> None:

@@ -28,7 +28,7 @@ BASE = [f"eval.test_fraction={VAL_FRACTION}", f"seed={SEED}", "train.threads=1"]
 # one-factor-at-a-time around the defaults: each row changes one knob, so a win is attributable
 SWEEP: list[tuple[str, list[str]]] = [
     ("default", []),
-    ("loss=bpr", ["train.loss='bpr'"]),
+    ("loss=bpr", ["train.loss='bpr'", "train.n_negatives=1"]),
     ("loss=bce", ["train.loss='bce'"]),
     ("temperature=0.05", ["model.temperature=0.05"]),
     ("temperature=0.2", ["model.temperature=0.2"]),

@@ -77,9 +77,9 @@ class ModelConfig:
     history_weighted: bool = False  # pool the history with confidence weights instead of a plain mean
     item_bias: bool = False  # learned per-item score offset (initialised at the smoothed log-popularity)
     # ensemble: train this many towers from different seeds and average their scores (one dot product over concatenated
-    # embeddings); extra members are trained like the refit, for the chosen epoch count. 3 measured +0.01 NDCG@10 on
-    # ML-100K and Singapore over 1 but at 3x+ the training time (docs/quality.md "Fast defaults"); 1 = a single model
-    members: int = field(default=1, metadata=POSITIVE)
+    # embeddings); extra members are trained like the refit, for the chosen epoch count. 2 measured above 1 on all
+    # three real data sets (+0.002 to +0.009 NDCG@10, docs/quality.md "Fourth sweep") for the cost of one more refit
+    members: int = field(default=2, metadata=POSITIVE)
     # time-decayed popularity prior, one learned weight per half-life (geotower.model.trend); used when the interactions
     # have timestamps; () = off. Short on purpose: all-time popularity is the item-ID embedding's job (longer half-lives
     # measured worse, docs/quality.md)
@@ -96,8 +96,10 @@ class TrainConfig:
     epochs: int = field(default=20, metadata=POSITIVE)
     batch_size: int = field(default=512, metadata=POSITIVE)
     # "bce", "bpr" or "softmax" (in-batch, logQ-corrected) per positive for bce/bpr; extra uniform negatives for softmax
+    # (0: the batch's own items are the negatives; with 2 members, 0 measured at least level with 1 on all three real
+    # data sets and halves the logits, docs/quality.md "Fourth sweep")
     loss: str = field(default="softmax", metadata=CHOICES("bce", "bpr", "softmax"))
-    n_negatives: int = field(default=1, metadata=NON_NEGATIVE)
+    n_negatives: int = field(default=0, metadata=NON_NEGATIVE)
     logq_correction: bool = True
     # share of sampled negatives drawn near the positive (geo-hard)
     hard_negative_ratio: float = field(default=0.0, metadata=FRACTION)
@@ -154,7 +156,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "original_content": (
         "model.use_item_id=false", "model.use_user_id=false", "model.use_history=false", "model.normalize=false",
         "model.id_dropout=0.0", "model.n_layers=1", "model.hidden_dim=512", "model.embed_dim=128",
-        'train.loss="bpr"', "train.history_leave_one_out=false", 'features.geo_encoding="none"',
+        'train.loss="bpr"', "train.n_negatives=1", "train.history_leave_one_out=false", 'features.geo_encoding="none"',
         "model.trend_half_lives_days=[]", "model.members=1",
     ),
 }
@@ -274,7 +276,8 @@ def _validate_combinations(cfg: RunConfig) -> None:
     if cfg.train.device not in ("auto", "cpu") and not cfg.train.device.startswith("cuda"):
         raise ConfigError(f"train.device: expected \"auto\", \"cpu\" or \"cuda\", got {cfg.train.device!r}")
     if cfg.train.loss == "bpr" and cfg.train.n_negatives < 1:
-        raise ConfigError("train.n_negatives: the bpr loss needs at least 1 negative per positive")
+        raise ConfigError("train.n_negatives: the bpr loss needs at least 1 negative per positive (the default 0 suits "
+                          "the softmax loss, whose negatives are the batch's other items); set train.n_negatives=1")
     if not (cfg.model.use_item_features or cfg.model.use_item_id):
         raise ConfigError("model: the item tower needs model.use_item_features or model.use_item_id")
 

@@ -16,7 +16,8 @@ end of training, user: 1) so retrieval stays a dot product.
 
 The original content two-tower is exactly ``model.use_item_id=false, model.use_user_id=false,
 model.use_history=false, model.normalize=false, model.n_layers=1, model.hidden_dim=512, model.embed_dim=128,
-model.id_dropout=0, train.loss="bpr", train.history_leave_one_out=false, features.geo_encoding="none"``:
+model.id_dropout=0, train.loss="bpr", train.n_negatives=1, train.history_leave_one_out=false,
+features.geo_encoding="none"``:
 item = MLP(standardised features), user = MLP(mean of the standardised features of the user's positive items).
 """
 
