@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from geotower._cli.options import JsonOpt, json_result
 from geotower.errors import ConfigError
 
 # the preset names (kept here, not imported, so the CLI starts without loading DuckDB; a test checks they match)
@@ -21,6 +21,7 @@ CHECKINS_HELP = ("A check-in or review log (CSV/TSV/Parquet, .gz ok) -> dataset 
                  "--preset; the mapping can also live in the [checkins] section of a dataset.toml (--spec).")
 
 
+@json_result
 def checkins(
     file: Annotated[Path, typer.Argument(help="The log: one row per check-in / review.")],
     out: Annotated[Path, typer.Option(help="Dataset folder to write.")],
@@ -39,8 +40,8 @@ def checkins(
     pois: Annotated[Path | None, typer.Option(help="Places file with coordinates (foursquare-global).")] = None,
     spec: Annotated[Path | None, typer.Option(help="dataset.toml with a [checkins] column mapping and the "
                                                    "usual [interactions]/[items] rules.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON summary on stdout.")] = False,
-) -> None:
+    as_json: JsonOpt = False,
+) -> dict[str, Any]:
     from geotower.ingest.checkins import mapping_from_toml, prepare_checkins, resolve_format
 
     given = {"user": user, "item": item, "time": time, "lat": lat, "lon": lon, "rating": rating,
@@ -58,10 +59,7 @@ def checkins(
     if preset is None and not (given.get("user") and given.get("item")):
         raise ConfigError("name --user and --item (or pick --preset, or map them in --spec)")
     res = prepare_checkins(file, out, resolve_format(preset, **given), pois=pois, spec=ds_spec)
-    summary = {"out": str(res.out_dir), "checkins": res.n_checkins, "users": res.n_users, "places": res.n_items,
-               "dropped": res.dropped}
-    if as_json:
-        typer.echo(json.dumps(summary))
-    else:
-        print(f"{out}: {res.n_checkins} check-ins by {res.n_users} users at {res.n_items} places"
-              + (f"; dropped {res.dropped}" if res.dropped else ""), file=sys.stderr)
+    print(f"{out}: {res.n_checkins} check-ins by {res.n_users} users at {res.n_items} places"
+          + (f"; dropped {res.dropped}" if res.dropped else ""), file=sys.stderr)
+    return {"out": res.out_dir, "checkins": res.n_checkins, "users": res.n_users, "places": res.n_items,
+            "dropped": res.dropped}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from geotower._cli.options import QuietOpt, RunArg
+from geotower._cli.options import JsonOpt, QuietOpt, RunArg, json_result
 
 if TYPE_CHECKING:
     from geotower.pipeline.evaluate import EvalResult
@@ -21,6 +20,7 @@ HELP = ("Score a trained run (and, with --baselines, the baselines) on held-out 
         "HitRate, Precision at K.")
 
 
+@json_result
 def evaluate(
     run: RunArg,
     test: Annotated[Path | None, typer.Option(
@@ -30,18 +30,18 @@ def evaluate(
     baselines: Annotated[bool, typer.Option(
         "--baselines", help="Also fit MostPopular, ItemKNN, ALS, BPR-MF and the content-only two-tower "
                             "(tuned on validation) and print one table.")] = False,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="End stdout with one JSON line of geotower's metrics.")] = False,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> dict[str, Any]:
     from geotower.pipeline.evaluate import evaluate_run
 
     result = evaluate_run(run, k=k, test_file=test, baselines=baselines, progress=not quiet)
     _print_table(result)
-    if as_json:
-        m = result.row("geotower").metrics
-        line = {f"{name}@{result.k}": m[name] for name in ("recall", "ndcg", "hitrate", "precision")}
-        typer.echo(json.dumps({**line, "users": result.users}))
+    m = result.row("geotower").metrics
+    return {**{f"{name}@{result.k}": m[name] for name in ("recall", "ndcg", "hitrate", "precision")},
+            "users": result.users, "k": result.k, **result.summary(),
+            "models": {row.model: {**row.metrics, "fit_s": row.fit_s, "note": row.note or None} for row in result.rows},
+            "paths": result.paths}
 
 
 def _print_table(result: EvalResult) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from geotower import schema as S
-from geotower._cli.options import run_config
+from geotower._cli.options import JsonOpt, json_result, run_config
 from geotower.config import replace
 from geotower.errors import ConfigError
 
@@ -36,6 +36,7 @@ def _feature_overrides(radii: str | None, mode: str | None, layers: str | None) 
     return changes
 
 
+@json_result
 def osm(
     items: Annotated[Path, typer.Option(help="Items table (item_id, lat, lon; .parquet or .csv) or a dataset "
                                              "folder holding items.parquet|csv.")],
@@ -58,7 +59,8 @@ def osm(
     config: Annotated[Path | None, typer.Option(help="TOML config; its [features] section is used.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: section.key=value.")
                     ] = None,
-) -> None:
+    as_json: JsonOpt = False,
+) -> dict[str, Any]:
     from geotower.pipeline.features import osm_features
 
     cfg = replace(run_config(config, set_), "features", **_feature_overrides(radii, mode, layers))
@@ -69,3 +71,6 @@ def osm(
     if out is not None:
         _console.print(f"wrote {len(feats):,} items x {feats.shape[1] - 1} OSM columns to {out}")
     _console.print(f"{cfg.features.mode} mode, radii {list(cfg.features.radii)} m, {result.seconds:.1f} s")
+    return {"items": len(feats), "columns": [c for c in feats.columns if c != S.ITEM_ID], "out": result.written_to,
+            "merged_into": result.merged_into, "mode": cfg.features.mode, "radii": list(cfg.features.radii),
+            "seconds": round(result.seconds, 2)}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from geotower._cli.options import RunArg, run_config
+from geotower._cli.options import JsonOpt, RunArg, json_result, run_config
 
 __all__ = ["HELP", "index"]
 
@@ -18,12 +18,13 @@ SetOpt = Annotated[list[str] | None,
                    typer.Option("--set", help="Override a config key, e.g. serve.exact_max_items=1000.")]
 
 
+@json_result
 def index(run: RunArg,
           kind: Annotated[str | None, typer.Option(help="auto|flat|hnsw|ivf; auto = exact up to "
                                                         "serve.exact_max_items, HNSW above.")] = None,
           add: Annotated[Path | None, typer.Option(help="items.parquet|csv of new places (item_id, "
                                                        "features, lat, lon) to embed and add.")] = None,
-          config: ConfigOpt = None, set_: SetOpt = None) -> None:
+          config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> dict[str, Any]:
     from geotower.pipeline.recommend import add_items, build_run_index
 
     cfg = run_config(config, set_)
@@ -33,3 +34,5 @@ def index(run: RunArg,
         res = build_run_index(run, kind or cfg.serve.index_kind, cfg.serve.exact_max_items, cfg.seed)
     typer.echo(f"index {res.kind}: {res.n_items} items ({res.n_added} added), recall@10 vs exact "
                f"{res.recall_at_10:.3f}, {res.seconds:.1f} s -> {run / 'index.json'}")
+    return {"run": run, "index": run / "index.json", "kind": res.kind, "items": res.n_items, "added": res.n_added,
+            "recall_at_10": res.recall_at_10, "seconds": round(res.seconds, 2)}

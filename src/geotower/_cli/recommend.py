@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 
 from geotower._cli.index import ConfigOpt, SetOpt
-from geotower._cli.options import RunArg, parse_ids, run_config
+from geotower._cli.options import JsonOpt, RunArg, json_result, parse_ids, run_config
 from geotower.errors import DataError
 
 __all__ = ["HELP", "recommend"]
@@ -29,6 +28,7 @@ def _pair(text: str | None) -> tuple[float, float] | None:
     return lat, lon
 
 
+@json_result
 def recommend(run: RunArg,
               user: Annotated[str | None, typer.Option(help="User id.")] = None,
               k: Annotated[int, typer.Option(help="How many places (1-1000).")] = 10,
@@ -38,21 +38,21 @@ def recommend(run: RunArg,
               include_seen: Annotated[bool, typer.Option(help="Keep train-seen places.")] = False,
               explain: Annotated[bool, typer.Option(help="Say why: liked places, distance and surroundings features "
                                                          "that contributed most.")] = False,
-              as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-              config: ConfigOpt = None, set_: SetOpt = None) -> None:
+              as_json: JsonOpt = False,
+              config: ConfigOpt = None, set_: SetOpt = None) -> dict[str, Any] | None:
     from geotower.pipeline.recommend import recommend_run
     from geotower.retrieve.recommender import Query
 
     cfg = run_config(config, set_)
     query = Query(user, parse_ids(liked), k, _pair(near), radius_km, not include_seen)
     res = recommend_run(run, query, cfg.serve.exact_max_items, explain=explain)
-    if as_json:
-        typer.echo(json.dumps({"items": res.items, "mode": res.mode, "note": res.note}, indent=2))
-        return
+    if as_json:  # the items are the result: no table on stderr
+        return {"items": res.items, "mode": res.mode, "note": res.note}
     _print_table(res.items, res.mode, res.note)
     if explain:
         for i, it in enumerate(res.items, 1):
             typer.echo(f"{i}. {it['name'] or it['item_id']}: {it['reasons']['text']}")
+    return None
 
 
 def _print_table(items: list[dict[str, Any]], mode: str, note: str | None) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from geotower._cli.options import JsonOpt, json_result
 from geotower.errors import ConfigError
 
 __all__ = ["simulate"]
@@ -17,6 +18,7 @@ HELP = ("Simulate diners reviewing real places; writes Yelp-format business.json
 _console = Console(soft_wrap=True)
 
 
+@json_result
 def simulate(
     places: Annotated[Path, typer.Option(help="csv/parquet: business_id, name, lat, lon, categories[, stars].")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
@@ -25,7 +27,8 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed; same seed = byte-identical files.")] = 0,
     features: Annotated[Path | None, typer.Option(help="OSM context table keyed by business_id or item_id "
                                                        "(e.g. geo_feature_matrix.csv).")] = None,
-) -> None:
+    as_json: JsonOpt = False,
+) -> dict[str, Any]:
     from geotower.ingest.simulate import SimConfig
     from geotower.ingest.simulate import simulate as run_simulation
 
@@ -34,3 +37,5 @@ def simulate(
     counts = run_simulation(places, out, SimConfig(n_reviews=reviews, n_users=users, seed=seed), features)
     _console.print(f"[bold]{out}[/bold]: {counts['reviews']} reviews by {counts['users']} users of "
                    f"{counts['places']} places (business.json, review.json, ground_truth/)")
+    return {"out": out, "business_file": out / "business.json", "review_file": out / "review.json",
+            "ground_truth": out / "ground_truth", **counts}

@@ -1,11 +1,10 @@
 """Yelp Open Dataset → dataset folder, with DuckDB SQL streaming over the JSON-lines files as Yelp ships them.
 
-The review file is 5 GB / 7M lines, so it never passes through pandas: DuckDB reads each file as raw text lines
-(``read_csv`` with one VARCHAR column and a delimiter that cannot occur in valid JSON), parses each line once, in
-parallel, with ``try(json_transform(...))`` (NULL = malformed) into a narrow table whose ``rowid + 1`` is the line
-number (insertion order is preserved), then types and checks the fields in SQL. Only that table (line, ids, stars,
-epoch seconds, error reason) is kept, under DuckDB's ``memory_limit`` (spilling to a temp folder), and the
-interactions parquet is written by ``COPY`` to a temp name and renamed.
+The review file is 5 GB / 7M lines, so it never passes through pandas: :mod:`geotower.ingest.jsonlines` reads each
+file through DuckDB into a narrow table (line, ids, stars, epoch seconds, error reason) under DuckDB's
+``memory_limit`` (spilling to a temp folder), and the interactions parquet is written by ``COPY`` to a temp name and
+renamed. The official download (``yelp_dataset.tar`` or its folder) is unpacked by
+:mod:`geotower.ingest.yelp_download`.
 
 Which businesses are kept (the *restaurant rule*): a business is kept when its ``categories`` string, split on
 commas and trimmed, contains ``"Restaurants"`` or ``"Food"`` as a whole token (case-sensitive; these are Yelp's two
@@ -18,21 +17,18 @@ Bad input: a malformed JSON line, a line that is not an object, a missing requir
 latitude, longitude, stars; review: user_id, business_id, stars, date) or an invalid value (coordinates out of
 range, review stars outside 1..5, unparseable date), a line that is not UTF-8 text or longer than 2 MB, is skipped
 and reported in one warning per kind with the file and the first line numbers; with ``strict`` the first such line
-raises :class:`DataError` naming file, line and field. Blank lines are ignored. A truncated ``.gz`` file is an
-error (checked by decompressing it to its end beside the read). A file that mixes ``\\n`` and ``\\r\\n`` line
-endings gets wrong line numbers.
+raises :class:`DataError` naming file, line and field. Blank lines are ignored; a truncated ``.gz`` file is an
+error.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 import resource
 import shutil
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,12 +38,10 @@ from geotower import artifacts
 from geotower import schema as S
 from geotower.errors import ConfigError, DataError, GeotowerWarning
 from geotower.ingest.dataset import DatasetSpec, TableSpec
+from geotower.ingest.jsonlines import JsonField, load_jsonl, report_errors, sql_str
 
 RESTAURANT_TOKENS: tuple[str, ...] = ("Restaurants", "Food")
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
-_MAX_LINE_BYTES = 2 * 1024 * 1024  # DuckDB reads 16x this per buffer; Yelp lines are < 10 KB
-_SHOW_LINES = 5  # line numbers quoted per warning
-_BAD = "err IS NOT NULL AND err <> 'blank'"  # blank lines are ignored, but still counted for line numbers
 
 
 @dataclass(frozen=True)
@@ -81,190 +75,35 @@ class PrepareReport:
     peak_rss_mb: float = 0.0
 
 
-@dataclass(frozen=True)
-class _Field:
-    """One JSON field: its name, the SQL that turns the extracted text ``{v}`` into a value, and its check."""
-
-    name: str
-    alias: str
-    cast: str = "{v}"
-    valid: str | None = None  # SQL over the cast value; NULL/false = invalid
-    required: bool = True
-    problem: str = "invalid value"
-
-
 _BUSINESS_FIELDS = (
-    _Field("business_id", "business_id"),
-    _Field("name", "name", required=False),
-    _Field("city", "city", required=False),
-    _Field("state", "state", required=False),
-    _Field("latitude", "lat", "TRY_CAST({v} AS DOUBLE)", "abs({v}) <= 90", problem="latitude not in [-90, 90]"),
-    _Field("longitude", "lon", "TRY_CAST({v} AS DOUBLE)", "abs({v}) <= 180", problem="longitude not in [-180, 180]"),
-    _Field("stars", "stars", "TRY_CAST({v} AS DOUBLE)", "isfinite({v})", problem="stars is not a number"),
-    _Field("categories", "categories", required=False),
+    JsonField("business_id", "business_id"),
+    JsonField("name", "name", required=False),
+    JsonField("city", "city", required=False),
+    JsonField("state", "state", required=False),
+    JsonField("latitude", "lat", "TRY_CAST({v} AS DOUBLE)", "abs({v}) <= 90", problem="latitude not in [-90, 90]"),
+    JsonField("longitude", "lon", "TRY_CAST({v} AS DOUBLE)", "abs({v}) <= 180",
+              problem="longitude not in [-180, 180]"),
+    JsonField("stars", "stars", "TRY_CAST({v} AS DOUBLE)", "isfinite({v})", problem="stars is not a number"),
+    JsonField("categories", "categories", required=False),
 )
 _REVIEW_FIELDS = (
-    _Field("user_id", "user_id"),
-    _Field("business_id", "business_id"),
-    _Field("stars", "rating", "TRY_CAST({v} AS DOUBLE)", "{v} BETWEEN 1 AND 5", problem="stars not in 1..5"),
-    _Field("date", "ts", f"CAST(epoch(TRY_STRPTIME({{v}}, '{DATE_FORMAT}')) AS BIGINT)", "{v} IS NOT NULL",
-           problem=f"date is not '{DATE_FORMAT.replace('%', '')}'"),
+    JsonField("user_id", "user_id"),
+    JsonField("business_id", "business_id"),
+    JsonField("stars", "rating", "TRY_CAST({v} AS DOUBLE)", "{v} BETWEEN 1 AND 5", problem="stars not in 1..5"),
+    JsonField("date", "ts", f"CAST(epoch(TRY_STRPTIME({{v}}, '{DATE_FORMAT}')) AS BIGINT)", "{v} IS NOT NULL",
+              problem=f"date is not '{DATE_FORMAT.replace('%', '')}'"),
 )
-
-
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _read_lines_sql(path: Path, table: str) -> str:
-    """Raw lines: byte 0x01 never occurs unescaped in valid JSON, so each line is one VARCHAR value.
-
-    A line that is not UTF-8 or longer than ``_MAX_LINE_BYTES`` is left out and recorded, with its line number, in
-    ``{table}_rej`` (DuckDB's rejects table), so it is skipped and reported like any other bad line.
-    """
-    return (f"read_csv({_sql_str(str(path))}, columns={{'l': 'VARCHAR'}}, delim='\x01', quote='', escape='', "
-            f"header=false, auto_detect=false, strict_mode=false, max_line_size={_MAX_LINE_BYTES}, "
-            f"ignore_errors=true, store_rejects=true, rejects_table='{table}_rej', "
-            f"rejects_scan='{table}_rejscan')")
-
-
-_REJECT_REASONS = {"INVALID ENCODING": "not UTF-8 text", "LINE SIZE OVER MAXIMUM":
-                   f"line longer than {_MAX_LINE_BYTES // (1024 * 1024)} MB"}
-
-
-def _raw_sql(path: Path, fields: Sequence[_Field], table: str) -> str:
-    """Lines parsed once, in parallel: ``s`` is NULL for malformed JSON; ``obj`` says the line is a JSON object.
-
-    Materialised with ``preserve_insertion_order``, so the table's ``rowid + 1`` is the line number (a
-    ``row_number()`` window instead costs about twice the CPU). Referencing a parsed value several times inside
-    one query would re-parse it per reference, hence the table.
-    """
-    schema = json.dumps({f.name: "VARCHAR" for f in fields})
-    return (f"SELECT coalesce(trim(l), '') = '' AS blank, starts_with(ltrim(l), '{{') AS obj, "
-            f"try(json_transform(l, {_sql_str(schema)})) AS s FROM {_read_lines_sql(path, table)}")
-
-
-def _typed_sql(raw: str, fields: Sequence[_Field]) -> str:
-    """Typed fields from table ``raw``, plus ``err``/``err_col`` naming the first problem (NULL when fine)."""
-    text = [f"struct_extract(s, {_sql_str(f.name)})" for f in fields]
-    values = [f.cast.format(v=t) for f, t in zip(fields, text, strict=True)]
-    cases = ["WHEN blank THEN 'blank'", "WHEN s IS NULL OR NOT obj THEN 'malformed JSON (or not an object)'"]
-    cols = ["WHEN blank OR s IS NULL OR NOT obj THEN NULL"]
-    for f, t, value in zip(fields, text, values, strict=True):
-        if f.required:
-            cases.append(f"WHEN {t} IS NULL THEN 'missing field'")
-            cols.append(f"WHEN {t} IS NULL THEN {_sql_str(f.name)}")
-        if f.valid is not None:
-            check = f"{t} IS NOT NULL AND NOT coalesce({f.valid.format(v=value)}, false)"
-            cases.append(f"WHEN {check} THEN {_sql_str(f.problem)}")
-            cols.append(f"WHEN {check} THEN {_sql_str(f.name)}")
-    selected = ", ".join(f"{v} AS {f.alias}" for f, v in zip(fields, values, strict=True))
-    return (f"SELECT line, {selected}, CASE {' '.join(cases)} END AS err, "
-            f"CASE {' '.join(cols)} END AS err_col FROM {raw}")
-
-
-def _load(con: duckdb.DuckDBPyConnection, table: str, path: Path, fields: Sequence[_Field]) -> int:
-    """Parse ``path`` into table ``table``; returns the number of non-blank lines."""
-    if path.is_dir():
-        raise DataError("is a folder, expected a JSON-lines file", path=path)
-    if not path.is_file():
-        raise DataError("file does not exist", path=path)
-    gz_check = _GzipCheck(path)  # runs beside DuckDB's read (zlib releases the GIL)
-    try:
-        con.execute(f"CREATE TABLE {table}_read AS {_raw_sql(path, fields, table)}")
-    except duckdb.Error as exc:
-        raise DataError(f"cannot read as JSON lines: {_one_line(exc)}", path=path) from None
-    finally:
-        gz_check.join()
-    _number_lines(con, table)
-    con.execute(f"CREATE TABLE {table} AS {_typed_sql(f'{table}_raw', fields)}")
-    reasons = " ".join(f"WHEN {_sql_str(k)} THEN {_sql_str(v)}" for k, v in _REJECT_REASONS.items())
-    con.execute(f"INSERT INTO {table} (line, err) SELECT line, CASE error_type {reasons} ELSE 'unreadable line' "
-                f"END FROM {table}_rej")
-    con.execute(f"DROP TABLE {table}_raw")
-    count = con.execute(f"SELECT count(*) FROM {table} WHERE err IS DISTINCT FROM 'blank'").fetchone()
-    return int(count[0]) if count is not None else 0
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:300]
-
-
-def _number_lines(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """``{table}_raw`` = the read lines with their line numbers in the file, counting the rejected ones.
-
-    The r-th read line (``rowid + 1``, insertion order is preserved) sits at line r + (number of rejected lines
-    before it); with the rejected lines L_1 < L_2 < ... that count is the largest j with L_j - j < r (ASOF join).
-    """
-    con.execute(f"CREATE TABLE {table}_k AS SELECT line - row_number() OVER (ORDER BY line) AS k, "
-                f"row_number() OVER (ORDER BY line) AS j FROM {table}_rej")
-    if con.execute(f"SELECT count(*) FROM {table}_k").fetchone() == (0,):
-        con.execute(f"CREATE TABLE {table}_raw AS SELECT rowid + 1 AS line, * FROM {table}_read")
-    else:
-        con.execute(f"CREATE TABLE {table}_raw AS SELECT r.rowid + 1 + coalesce(k.j, 0) AS line, r.* "
-                    f"FROM {table}_read r ASOF LEFT JOIN {table}_k k ON r.rowid + 1 > k.k ORDER BY r.rowid")
-    con.execute(f"DROP TABLE {table}_read")
-    con.execute(f"DROP TABLE {table}_k")
-
-
-class _GzipCheck:
-    """Decompress a ``.gz`` file to its end in a thread: DuckDB reads a truncated gzip file without an error
-    (a cut review file gave exit 0 with 42 % of the reviews), Python's gzip raises on a missing end."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.error = path, None
-        self._thread = None
-        if path.suffix == ".gz":
-            import threading
-
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        import gzip
-        import zlib
-
-        try:
-            with gzip.open(self.path, "rb") as f:
-                while f.read(1 << 24):
-                    pass
-        except (EOFError, OSError, zlib.error) as exc:
-            self.error = exc
-
-    def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-        if self.error is not None:
-            raise DataError(f"the gzip file is truncated or corrupt ({_one_line(self.error)}); download it again",
-                            path=self.path)
-
-
-def _report_errors(con: duckdb.DuckDBPyConnection, table: str, path: Path, strict: bool, what: str) -> int:
-    """Warn once per (problem, field) with the first line numbers; with ``strict`` raise on the first bad line."""
-    if strict:
-        first = con.execute(f"SELECT line, err, err_col FROM {table} WHERE {_BAD} ORDER BY line LIMIT 1"
-                            ).fetchone()
-        if first is not None:
-            raise DataError(str(first[1]), path=path, row=int(first[0]), column=first[2], row_kind="line")
-        return 0
-    rows = con.execute(f"SELECT err, err_col, count(*), list(line ORDER BY line)[1:{_SHOW_LINES}] FROM {table} "
-                       f"WHERE {_BAD} GROUP BY err, err_col ORDER BY min(line)").fetchall()
-    for err, col, n, lines in rows:
-        where = f", field {col!r}" if col else ""
-        warnings.warn(f"{path}: skipped {n} {what} line(s): {err}{where} (line {', '.join(map(str, lines))}"
-                      f"{', ...' if n > len(lines) else ''})", GeotowerWarning, stacklevel=3)
-    return sum(int(r[2]) for r in rows)
 
 
 def _dedupe_businesses(con: duckdb.DuckDBPyConnection, path: Path, strict: bool) -> int:
     """A business_id seen twice keeps its first line; later lines are reported like bad lines."""
     dup = con.execute("SELECT count(*), min(line) FROM (SELECT line, row_number() OVER (PARTITION BY business_id "
                       "ORDER BY line) AS k FROM business WHERE err IS NULL) WHERE k > 1").fetchone()
-    n, line = (int(dup[0]), dup[1]) if dup is not None else (0, None)
+    n, line = (int(dup[0]), int(dup[1] or 0)) if dup is not None else (0, 0)
     if n == 0:
         return 0
     if strict:
-        raise DataError("duplicate business_id", path=path, row=int(line), column="business_id", row_kind="line")
+        raise DataError("duplicate business_id", path=path, row=line, column="business_id", row_kind="line")
     warnings.warn(f"{path}: skipped {n} line(s) repeating an earlier business_id (first at line {line})",
                   GeotowerWarning, stacklevel=3)
     con.execute("DELETE FROM business WHERE err IS NULL AND line IN (SELECT line FROM (SELECT line, row_number() "
@@ -273,13 +112,13 @@ def _dedupe_businesses(con: duckdb.DuckDBPyConnection, path: Path, strict: bool)
 
 
 def _keep_condition(flt: YelpFilter) -> str:
-    tokens = "[" + ", ".join(_sql_str(t) for t in flt.categories) + "]"
+    tokens = "[" + ", ".join(sql_str(t) for t in flt.categories) + "]"
     conds = ["err IS NULL",
              f"coalesce(list_has_any(list_transform(string_split(categories, ','), x -> trim(x)), {tokens}), false)"]
     if flt.city is not None:
-        conds.append(f"lower(trim(city)) = lower({_sql_str(flt.city.strip())})")
+        conds.append(f"lower(trim(city)) = lower({sql_str(flt.city.strip())})")
     if flt.state is not None:
-        conds.append(f"lower(trim(state)) = lower({_sql_str(flt.state.strip())})")
+        conds.append(f"lower(trim(state)) = lower({sql_str(flt.state.strip())})")
     if flt.bbox is not None:
         min_lon, min_lat, max_lon, max_lat = (float(v) for v in flt.bbox)
         conds.append(f"lon BETWEEN {min_lon!r} AND {max_lon!r} AND lat BETWEEN {min_lat!r} AND {max_lat!r}")
@@ -304,8 +143,8 @@ def check_options(flt: YelpFilter, memory_limit: str, threads: int | None) -> No
 def _connect(tmp: Path, memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:
     """In-memory database whose buffers spill to ``tmp`` beyond ``memory_limit`` (cheaper than an on-disk file)."""
     con = duckdb.connect()
-    con.execute(f"SET memory_limit = {_sql_str(memory_limit)}")
-    con.execute(f"SET temp_directory = {_sql_str(str(tmp / 'spill'))}")
+    con.execute(f"SET memory_limit = {sql_str(memory_limit)}")
+    con.execute(f"SET temp_directory = {sql_str(str(tmp / 'spill'))}")
     con.execute("SET preserve_insertion_order = true")
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
@@ -324,11 +163,11 @@ def _write_interactions(con: duckdb.DuckDBPyConnection, out: Path) -> tuple[int,
              "FROM review WHERE err IS NULL AND business_id IN (SELECT business_id FROM kept) ORDER BY line")
 
     def copy(tmp: Path) -> None:
-        con.execute(f"COPY ({query}) TO {_sql_str(str(tmp))} (FORMAT PARQUET, COMPRESSION ZSTD)")
+        con.execute(f"COPY ({query}) TO {sql_str(str(tmp))} (FORMAT PARQUET, COMPRESSION ZSTD)")
 
     target = out / f"{S.INTERACTIONS_STEM}.parquet"
     artifacts.write_with(target, copy)
-    counts = con.execute(f"SELECT count(*), count(DISTINCT {S.USER_ID}) FROM read_parquet({_sql_str(str(target))})"
+    counts = con.execute(f"SELECT count(*), count(DISTINCT {S.USER_ID}) FROM read_parquet({sql_str(str(target))})"
                          ).fetchone()
     return (int(counts[0]), int(counts[1])) if counts is not None else (0, 0)
 
@@ -386,8 +225,8 @@ def _check_input_file(path: Path) -> None:
 
 def _prepare(con: duckdb.DuckDBPyConnection, business: Path, reviews: Path, out: Path, flt: YelpFilter,
              strict: bool) -> PrepareReport:
-    n_business = _load(con, "business", business, _BUSINESS_FIELDS)
-    skipped = {"business_bad_lines": _report_errors(con, "business", business, strict, "business"),
+    n_business = load_jsonl(con, "business", business, _BUSINESS_FIELDS)
+    skipped = {"business_bad_lines": report_errors(con, "business", business, strict, "business"),
                "business_duplicates": _dedupe_businesses(con, business, strict)}
     con.execute(f"CREATE TABLE kept AS SELECT * FROM business WHERE {_keep_condition(flt)}")
     n_kept = int(con.execute("SELECT count(*) FROM kept").fetchone()[0])  # type: ignore[index]
@@ -395,8 +234,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, business: Path, reviews: Path, out:
     if n_kept == 0:
         raise DataError(f"no business left after the restaurant rule ({' or '.join(flt.categories)}) and the "
                         f"city/state/bbox filters", path=business)
-    n_reviews = _load(con, "review", reviews, _REVIEW_FIELDS)
-    skipped["review_bad_lines"] = _report_errors(con, "review", reviews, strict, "review")
+    n_reviews = load_jsonl(con, "review", reviews, _REVIEW_FIELDS)
+    skipped["review_bad_lines"] = report_errors(con, "review", reviews, strict, "review")
     has_any = con.execute("SELECT 1 FROM review WHERE err IS NULL AND business_id IN "
                           "(SELECT business_id FROM kept) LIMIT 1").fetchone()
     if has_any is None:
