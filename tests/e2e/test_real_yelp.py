@@ -40,4 +40,8 @@ def test_prepare_train_evaluate_on_real_yelp(tmp_path: Path) -> None:
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     text = json.dumps(metrics)
     assert "MostPopular" in text
+    g = metrics["models"][0]  # geotower: standard errors, and the paired test against the best baseline
+    assert g["model"] == "geotower" and g["se"]["ndcg"] > 0 and g["paired"]["n"] == metrics["users_evaluated"]
+    assert g["paired"]["vs"] in text and 0.0 <= g["paired"]["ndcg_p"] <= 1.0
+    assert "Paired t-test" in (run / "eval" / "report.md").read_text()
     assert (run / "eval" / "report.md").exists()

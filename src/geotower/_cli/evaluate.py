@@ -40,13 +40,15 @@ def evaluate(
     m = result.row("geotower").metrics
     return {**{f"{name}@{result.k}": m[name] for name in ("recall", "ndcg", "hitrate", "precision")},
             "users": result.users, "k": result.k, **result.summary(),
-            "models": {row.model: {**row.metrics, "fit_s": row.fit_s, "note": row.note or None} for row in result.rows},
+            "models": {row.model: {**row.metrics, "fit_s": row.fit_s, "note": row.note or None, "se": row.se or None,
+                                   "paired": row.paired or None} for row in result.rows},
             "paths": result.paths}
 
 
 def _print_table(result: EvalResult) -> None:
     """A rich table of every model's metrics, then the protocol counts and where the report went."""
     from geotower.evaluate.metrics import METRIC_NAMES
+    from geotower.evaluate.report import metric_cell, paired_line
 
     table = Table(title=f"metrics @ K={result.k}")
     table.add_column("model", no_wrap=True)
@@ -54,13 +56,16 @@ def _print_table(result: EvalResult) -> None:
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("params", overflow="fold")
     for row in result.rows:
-        cells = [f"{row.metrics[m]:.4f}" for m in METRIC_NAMES] if row.metrics else ["-"] * len(METRIC_NAMES)
+        cells = [metric_cell(row, m) for m in METRIC_NAMES]  # NDCG and Recall with their standard errors
         params = ", ".join(f"{key}={v}" for key, v in row.params.items()) + (f" {row.note}" if row.note else "")
         table.add_row(row.name, *cells, "-" if row.fit_s is None else f"{row.fit_s:.2f}", params)
     console = Console()
     if not console.is_terminal:  # piped/logged output: do not squeeze the table into 80 columns
         console = Console(width=160)
     console.print(table)
+    for row in result.rows:
+        if row.paired:
+            console.print(paired_line(row))
     console.print(f"{result.users} warm users evaluated on {result.test_source} ({result.test_rows} rows); "
                   f"{result.cold_users} cold users (no train positive) not evaluated")
     if result.unknown_users or result.unknown_items:
