@@ -131,3 +131,24 @@ def test_fuzz_prepare_options_never_traceback(tmp_path_factory: pytest.TempPathF
 @pytest.mark.parametrize("port", ["70000", "0", "-1"])
 def test_serve_bad_port(files: Path, port: str) -> None:
     _assert_one_line_error(_invoke(["serve", str(files / "a_dir"), "--port", port]), "--port")
+
+
+def test_a_peer_rank_whose_collective_broke_prints_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`train --nproc 2`: when rank 0 stops on a bad setting, rank 1's broken barrier is one line, not a traceback."""
+    import typer
+
+    from geotower.cli import _guard
+
+    def broken_barrier() -> None:
+        raise RuntimeError("[../gloo/transport/tcp/pair.cc:534] Connection closed by peer\nmore detail")
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(typer.Exit):
+        _guard(broken_barrier)()
+    err = capsys.readouterr().err
+    assert err.startswith("error: rank 1 stopped: another training process failed") and err.count("\n") == 1
+    monkeypatch.setenv("RANK", "0")  # rank 0 (or a single process) keeps real bugs visible
+    with pytest.raises(RuntimeError):
+        _guard(broken_barrier)()

@@ -8,6 +8,7 @@ RunConfig -> one pipeline call). This module registers them explicitly on one ap
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -69,8 +70,21 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
         except GeotowerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(1) from None
+        except RuntimeError as exc:
+            if not _peer_rank():
+                raise
+            # a rank > 0 of `train --nproc N` whose collective broke because another rank stopped (rank 0 prints
+            # the reason): one line, not a gloo/NCCL traceback
+            print(f"error: rank {os.environ['RANK']} stopped: another training process failed "
+                  f"({str(exc).splitlines()[0][:200]})", file=sys.stderr)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _peer_rank() -> bool:
+    """Is this process a rank > 0 of a torch.distributed job (launched by torchrun)?"""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0"
 
 
 def _command(typer_app: typer.Typer, name: str, fn: Callable[..., Any], help_text: str) -> None:
