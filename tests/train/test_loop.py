@@ -101,3 +101,36 @@ def test_trend_prior_is_learned_when_recent_popularity_predicts(loss: str) -> No
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     fit(model, opt, sampler, two_tower_loss(loss), epochs=5, progress=False)
     assert model.trend_weight is not None and model.trend_weight[0].item() > 0.3  # the short half-life carries it
+
+
+def test_prefetched_keeps_order_and_raises_the_builders_error() -> None:
+    from geotower.train.loop import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise ValueError("bad batch 2")
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch 2"):
+        for x in prefetched(broken()):
+            got.append(x)
+    assert got == [1]
+
+
+def test_prefetched_stops_its_thread_when_the_consumer_stops() -> None:
+    import threading
+
+    from geotower.train.loop import prefetched
+
+    def endless() -> Iterator[int]:
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    it = prefetched(endless(), depth=1)
+    assert next(it) == 0
+    it.close()  # the consumer gives up (e.g. training raised): the producer must not hang the process
+    assert not any(t.name == "geotower-batches" for t in threading.enumerate())

@@ -173,6 +173,9 @@ class TwoTower(nn.Module):
         self.item_bias = nn.Parameter(torch.zeros(spec.n_items)) if spec.item_bias else None
         self.register_buffer("trend_now", torch.zeros(spec.n_items, spec.trend_dim), persistent=spec.trend_dim > 0)
         self.register_buffer("trend_table", torch.zeros(0, spec.n_items, spec.trend_dim), persistent=False)
+        # ID dropout draws from this generator when set (models trained side by side in threads must not share the
+        # global RNG, or the interleaving of their draws would make the result vary); None = the global RNG
+        self.dropout_generator: torch.Generator | None = None
 
     @property
     def item_in_dim(self) -> int:
@@ -194,7 +197,8 @@ class TwoTower(nn.Module):
     def _id_keep(self, n: int, known: Tensor) -> Tensor:
         """(n,) multiplier of ID embeddings: 0 for untrained IDs, and ID dropout while training."""
         if self.training and self.spec.id_dropout > 0:
-            known = known * (torch.rand(n, device=known.device) >= self.spec.id_dropout).float()
+            draw = torch.rand(n, device=known.device, generator=self.dropout_generator)
+            known = known * (draw >= self.spec.id_dropout).float()
         return known
 
     def _finish(self, z: Tensor | None, n: int, device: torch.device) -> Tensor:

@@ -126,11 +126,10 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     refit = cfg.train.refit and validated and len(setup.rows.validation) > 0 and state.best_epoch > 0
     final_data = train_data(setup.index, setup.rows.train, cfg, setup.neighbours) if refit else fit_data
     epochs = state.best_epoch if state.best_epoch > 0 else state.epoch
-    if refit:
-        model = train_fixed(setup, final_data, cfg, epochs, seed=cfg.seed, trend_weight=trend_weight,
-                            progress=progress, dist=dist)
-    members = [model] + [train_fixed(setup, final_data, cfg, epochs, seed=cfg.seed + m, trend_weight=trend_weight,
-                                     progress=progress, dist=dist) for m in range(1, cfg.model.members)]
+    seeds = ([cfg.seed] if refit else []) + [cfg.seed + m for m in range(1, cfg.model.members)]
+    trained = train_fixed(setup, final_data, cfg, epochs, seeds=seeds, trend_weight=trend_weight, progress=progress,
+                          dist=dist)
+    members = trained if refit else [model, *trained]
     final = TowerEnsemble(members) if len(members) > 1 else model
     result = None
     if dist.is_main:  # rank 0 alone writes the run files

@@ -6,6 +6,8 @@ fixed epoch count; all of them start from :func:`new_model` so the only differen
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,17 +80,37 @@ def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: 
     # kernel per tensor instead of ~10 (Adam was ~26 % of a batch-512 step, docs/quality.md)
 
 
-def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int, *, seed: int,
-                trend_weight: torch.Tensor | None = None, progress: bool = True, dist: Dist = SINGLE) -> TwoTower:
-    """Train from ``seed`` on ``data`` for the epoch count early stopping chose (no validation, no checkpoints).
+def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int, *, seeds: list[int],
+                trend_weight: torch.Tensor | None = None, progress: bool = True, dist: Dist = SINGLE
+                ) -> list[TwoTower]:
+    """Train one model per seed on ``data`` for the epoch count early stopping chose (no validation, no checkpoints).
 
     Used for the refit on all training rows (early stopping needs rows the model does not see; without a refit
     those rows, with timestamps the most recent ones, would never shape the weights, and users whose positives all
     fell there would keep untrained IDs) and for the extra members of an ensemble (``model.members``).
-    Deterministic, so a resumed run repeats it exactly.
+
+    The models are built one after the other (their initialisation draws from the seeded global RNG), then trained
+    side by side, one thread each, when torch runs single-threaded and there is one process: each model has its
+    own sampler and dropout generator, so the results are those of training them one by one (deterministic, and a
+    resumed run repeats them exactly), in the wall time of about one on a machine with a core per model.
     """
-    model, optimizer = new_model(setup, data, cfg, trend_weight, seed)
-    sampler = make_sampler(data, cfg, torch.Generator().manual_seed(seed))
-    fit(model, optimizer, sampler, distributed_loss(model, two_tower_loss(cfg.train.loss), dist), epochs,
-        progress=progress)
-    return model
+    jobs = []
+    for seed in seeds:
+        model, optimizer = new_model(setup, data, cfg, trend_weight, seed)
+        model.dropout_generator = torch.Generator().manual_seed(seed)
+        sampler = make_sampler(data, cfg, torch.Generator().manual_seed(seed))
+        jobs.append((model, optimizer, sampler))
+
+    def run(job: tuple[TwoTower, torch.optim.Optimizer, Any], show: bool) -> TwoTower:
+        model, optimizer, sampler = job
+        fit(model, optimizer, sampler, distributed_loss(model, two_tower_loss(cfg.train.loss), dist), epochs,
+            progress=show)
+        return model
+
+    side_by_side = len(jobs) > 1 and not dist.enabled and torch.get_num_threads() == 1 and \
+        (os.cpu_count() or 1) > 1
+    if not side_by_side:
+        return [run(job, progress) for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1),
+                            thread_name_prefix="geotower-member") as pool:
+        return list(pool.map(run, jobs, [progress] + [False] * (len(jobs) - 1)))
