@@ -242,7 +242,7 @@ def _plain_two_tower(task: Task, features: sp.csr_matrix, dim: int, temperature:
     values = torch.from_numpy(f.data)
 
     def item_vectors(idx: Any) -> Any:  # (n, dim): weighted sum of each item's feature embeddings
-        from geotower.model.towers import csr_rows
+        from geotower.model.history import csr_rows
 
         bag, pos = csr_rows(indptr, idx)
         counts = indptr[idx + 1] - indptr[idx]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from geotower.model.towers import TowerSpec, TwoTower, history_bags
+from geotower.model.history import history_bags
+from geotower.model.towers import TowerSpec, TwoTower
 
 # 3 items with one dense feature each: 1, 3, 5; user 0 likes items {0, 1, 2}, user 1 likes {2}
 ITEM_DENSE = torch.tensor([[1.0], [3.0], [5.0]])

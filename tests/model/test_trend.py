@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from geotower.model.towers import TowerSpec, TwoTower, history_bags
+from geotower.model.history import history_bags
+from geotower.model.towers import TowerSpec, TwoTower
 from geotower.model.trend import MAX_BUCKETS, MAX_TABLE_CELLS, n_buckets_for, trend_features
 
 DAY = 86_400.0
@@ -139,7 +140,7 @@ def test_calibration_masks_seen_items() -> None:
 
 def test_ensemble_of_trend_towers_keeps_one_layout() -> None:
     """Known users, new users and new places all come out in the same (members x (d + 1)) space."""
-    from geotower.model.towers import TowerEnsemble
+    from geotower.model.ensemble import TowerEnsemble
 
     members = [trend_tower(2), trend_tower(2)]
     for i, m in enumerate(members):

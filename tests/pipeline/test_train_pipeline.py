@@ -217,7 +217,7 @@ def test_trend_prior_end_to_end(tmp_path: Path) -> None:
 def test_ensemble_members_average_in_one_dot_product(data: Path, tmp_path: Path) -> None:
     import torch
 
-    from geotower.model.towers import TowerEnsemble
+    from geotower.model.ensemble import TowerEnsemble
 
     result = T.train_run(data, tmp_path / "run", resolve(None, [*FAST, "model.members=2"]), progress=False)
     b = load_bundle(tmp_path / "run")

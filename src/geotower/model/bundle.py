@@ -22,7 +22,9 @@ from geotower import schema as S
 from geotower.config import RunConfig, from_dict
 from geotower.errors import ArtifactError, DataError
 from geotower.model.encoders import TableEncoder
-from geotower.model.towers import History, TowerEnsemble, TowerSpec, TwoTower, build_towers
+from geotower.model.ensemble import TowerEnsemble, build_towers
+from geotower.model.history import History
+from geotower.model.towers import TowerSpec, TwoTower
 
 MODEL_WEIGHTS, MODEL_JSON = "model.safetensors", "model.json"
 FEATURES_JSON, FEATURES_ARRAYS = "features.json", "features.safetensors"

@@ -23,7 +23,7 @@ item = MLP(standardised features), user = MLP(mean of the standardised features 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geotower.config import ModelConfig
+from geotower.model.history import History, history_bags
 
 _M = ModelConfig()  # the one source of the tower defaults
 
@@ -74,56 +75,6 @@ class TowerSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TowerSpec:
         return cls(**d)
-
-
-@dataclass
-class History:
-    """Bags of history items, one bag per distinct user, plus which bag each output row uses.
-
-    ``items`` (m,), ``offsets`` (u,) and raw ``weights`` (m,) define the bags; ``totals`` (u,) is each bag's
-    weight sum. ``rows`` (b,) maps output rows to bags (None = one row per bag). Leave-one-out: row ``i`` drops
-    ``exclude[i]`` whose weight in the bag is ``exclude_w[i]`` (0 when the item is not in the bag), by subtracting
-    it from the bag sum, so a user's bag is pooled once per batch however many rows they have.
-    """
-
-    items: Tensor
-    offsets: Tensor
-    weights: Tensor
-    totals: Tensor
-    rows: Tensor | None = None
-    exclude: Tensor | None = None
-    exclude_w: Tensor | None = None
-
-    @property
-    def n_rows(self) -> int:
-        return len(self.offsets) if self.rows is None else len(self.rows)
-
-
-def csr_rows(indptr: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """Flatten CSR rows: (m,) position of each entry's row in ``rows`` and (m,) its index into the CSR data."""
-    starts, counts = indptr[rows], indptr[rows + 1] - indptr[rows]  # (b,)
-    bag = torch.repeat_interleave(torch.arange(len(rows)), counts)  # (m,)
-    within = torch.arange(len(bag)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    return bag, starts[bag] + within
-
-
-def history_bags(indptr: Tensor, hist_items: Tensor, hist_weights: Tensor | None, users: Tensor,
-                 exclude: Tensor | None = None, exclude_w: Tensor | None = None) -> History:
-    """Each user's positive items as one bag (deduplicated over repeated users), optionally leave-one-out.
-
-    Args:
-        indptr, hist_items, hist_weights: CSR of positives per user (weights None = plain mean).
-        users: (b,) user index of each output row.
-        exclude: (b,) item to leave out of each row's bag (the training target), or None.
-        exclude_w: (b,) that item's weight in the bag (0 if absent); required with ``exclude``.
-    """
-    uniq, rows = torch.unique(users, return_inverse=True)
-    bag, pos = csr_rows(indptr, uniq)
-    w = torch.ones(len(pos)) if hist_weights is None else hist_weights[pos]
-    totals = torch.zeros(len(uniq)).index_add_(0, bag, w)  # (u,)
-    counts = indptr[uniq + 1] - indptr[uniq]
-    offsets = torch.cumsum(counts, 0) - counts
-    return History(hist_items[pos], offsets, w, totals, rows, exclude, exclude_w)
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int, dropout: float) -> nn.Sequential:
@@ -355,62 +306,3 @@ class TwoTower(nn.Module):
         out = [self.encode_known_users(history_bags(indptr, hist_items, hist_weights, users[s:s + chunk]),
                                        users[s:s + chunk]) for s in range(0, len(users), chunk)]
         return self.retrieval_users(torch.cat(out))
-
-
-class TowerEnsemble(nn.Module):
-    """Independently trained two-tower members whose scores are averaged, still one dot product.
-
-    Members differ only in their random seed (initialisation, ID dropout, batch order). Concatenating the members'
-    retrieval embeddings (users scaled by 1 / members) makes ``user @ item`` the mean of the members' scores, so the
-    index, the service and evaluation need nothing new. Averaging removes seed noise, which on the small real data
-    sets is as large as the differences between settings (docs/quality.md).
-    """
-
-    def __init__(self, members: list[TwoTower]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        self.spec = replace(members[0].spec, members=len(members))
-
-    def _first(self) -> TwoTower:
-        return self.members[0]  # type: ignore[return-value]
-
-    @property
-    def item_dense(self) -> Tensor:
-        return self._first().item_dense
-
-    @property
-    def item_cells(self) -> Tensor:
-        return self._first().item_cells
-
-    @property
-    def item_known(self) -> Tensor:
-        return self._first().item_known
-
-    def set_trend(self, table: Tensor | None, now: Tensor) -> None:
-        for m in self.members:
-            m.set_trend(table, now)  # type: ignore[operator]
-
-    def _mean(self, parts: list[Tensor]) -> Tensor:
-        return torch.cat(parts, dim=1) / len(parts)
-
-    def all_item_embeddings(self, chunk: int = 65536) -> Tensor:
-        return torch.cat([m.all_item_embeddings(chunk) for m in self.members], dim=1)
-
-    def user_embeddings(self, indptr: Tensor, hist_items: Tensor, hist_weights: Tensor | None,
-                        chunk: int = 8192) -> Tensor:
-        return self._mean([m.user_embeddings(indptr, hist_items, hist_weights, chunk) for m in self.members])
-
-    def new_user_embeddings(self, hist: History, user_dense: Tensor) -> Tensor:
-        return self._mean([m.new_user_embeddings(hist, user_dense) for m in self.members])
-
-    def new_item_embeddings(self, dense: Tensor, cells: Tensor) -> Tensor:
-        return torch.cat([m.new_item_embeddings(dense, cells) for m in self.members], dim=1)
-
-
-def build_towers(spec: TowerSpec, item_dense: Tensor, item_cells: Tensor, user_dense: Tensor, item_known: Tensor
-                 ) -> TwoTower | TowerEnsemble:
-    """The model a saved spec describes: one :class:`TwoTower`, or an ensemble of ``spec.members`` of them."""
-    if spec.members <= 1:
-        return TwoTower(spec, item_dense, item_cells, user_dense, item_known)
-    return TowerEnsemble([TwoTower(spec, item_dense, item_cells, user_dense, item_known)
-                          for _ in range(spec.members)])

@@ -30,7 +30,8 @@ from geotower.ingest.dataset import Dataset, load_dataset
 from geotower.ingest.protocol import id_index, split
 from geotower.model.bundle import BundleParts, save_bundle
 from geotower.model.encoders import TableEncoder
-from geotower.model.towers import TowerEnsemble, TowerSpec, TwoTower
+from geotower.model.ensemble import TowerEnsemble
+from geotower.model.towers import TowerSpec, TwoTower
 from geotower.model.trend import calibrate_weights
 from geotower.train.batches import TrainData
 from geotower.train.callbacks import Checkpointer, TensorBoardLogger, mlflow_from_env, write_curves

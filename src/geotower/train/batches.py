@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geotower.model.towers import History, csr_rows, history_bags
+from geotower.model.history import History, csr_rows, history_bags
 from geotower.model.trend import trend_features
 from geotower.schema import local_xy_km
 
