@@ -68,7 +68,8 @@ def to_metric(geoms: np.ndarray, crs: str) -> np.ndarray:
     from pyproj import Transformer
 
     tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    return shapely.transform(geoms, lambda x, y: tr.transform(x, y), interleaved=False)
+    out: np.ndarray = shapely.transform(geoms, lambda x, y: tr.transform(x, y), interleaved=False)
+    return out
 
 
 def clean_geometries(geoms: np.ndarray, kind: str) -> tuple[np.ndarray, int, int]:
@@ -199,7 +200,7 @@ class FeatureAccumulator:
         return out[[S.ITEM_ID, *S.geo_feature_columns(self.radii, layers)]]
 
 
-def _farthest_corner(bounds: np.ndarray, xy: np.ndarray) -> npt.NDArray[np.float64]:
+def _farthest_corner(bounds: npt.NDArray[np.float64], xy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Distance from each point to the farthest corner of its feature's box: a feature within it is inside."""
     dx = np.maximum(np.abs(xy[:, 0] - bounds[:, 0]), np.abs(bounds[:, 2] - xy[:, 0]))
     dy = np.maximum(np.abs(xy[:, 1] - bounds[:, 1]), np.abs(bounds[:, 3] - xy[:, 1]))
@@ -207,7 +208,8 @@ def _farthest_corner(bounds: np.ndarray, xy: np.ndarray) -> npt.NDArray[np.float
 
 
 def _measure(geoms: np.ndarray, kind: str) -> np.ndarray:
-    return shapely.length(geoms) if kind == "line" else shapely.area(geoms)
+    out: np.ndarray = shapely.length(geoms) if kind == "line" else shapely.area(geoms)
+    return out
 
 
 def validate_items(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

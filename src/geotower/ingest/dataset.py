@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from geotower import artifacts
@@ -307,8 +308,8 @@ def _epoch_seconds(parsed: pd.Series) -> np.ndarray:
     return out
 
 
-def _numeric_column(inter: pd.DataFrame, path: Path, col: str) -> np.ndarray:
-    values = pd.to_numeric(inter[col], errors="coerce").to_numpy(dtype=float)
+def _numeric_column(inter: pd.DataFrame, path: Path, col: str) -> npt.NDArray[np.float64]:
+    values: npt.NDArray[np.float64] = pd.to_numeric(inter[col], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

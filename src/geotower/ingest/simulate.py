@@ -412,17 +412,18 @@ def ground_truth_scores(gt_dir: str | Path, user_ids: Sequence[str],
     place = project(items.column("lat").to_numpy()[i], items.column("lon").to_numpy()[i], origin)
     dist = np.linalg.norm(home[:, None, :] - place[None, :, :], axis=2)  # (n_u, n_i) km
     decay = users.column("decay_per_km").to_numpy()[u]
-    util = taste @ vec.T + items.column("quality").to_numpy()[i][None, :] - decay[:, None] * dist
+    util: np.ndarray = taste @ vec.T + items.column("quality").to_numpy()[i][None, :] - decay[:, None] * dist
     return util.astype(np.float32)
 
 
 def _matrix(table: pa.Table, column: str) -> npt.NDArray[np.float32]:
     col = table.column(column).combine_chunks()
-    return col.flatten().to_numpy().reshape(len(col), -1).astype(np.float32)
+    flat: np.ndarray = col.flatten().to_numpy()
+    return flat.reshape(len(col), -1).astype(np.float32)
 
 
 def _positions(known: npt.NDArray[np.object_], wanted: Sequence[str], path: Path, column: str) -> npt.NDArray[np.int64]:
-    pos = pd.Index(known).get_indexer(np.asarray(wanted, dtype=object))
+    pos: np.ndarray = pd.Index(known).get_indexer(np.asarray(wanted, dtype=object))
     if (pos < 0).any():
         bad = np.asarray(wanted, dtype=object)[pos < 0]
         raise DataError(f"{len(bad)} unknown ids, e.g. {bad[0]!r}", path=path, column=column)
