@@ -20,6 +20,7 @@ import pandas as pd
 from geotower import artifacts
 from geotower import schema as S
 from geotower.errors import DataError
+from geotower.retrieve.catalog import BundleLike, load_catalog, save_added
 from geotower.retrieve.index import (
     FaissIndex,
     Retriever,
@@ -31,7 +32,7 @@ from geotower.retrieve.index import (
     read_index_meta,
     save_index,
 )
-from geotower.retrieve.recommender import BundleLike, Query, Recommender, load_catalog, open_recommender, save_added
+from geotower.retrieve.recommender import Query, Recommender, open_recommender
 
 Loader = Callable[[Path], BundleLike]
 
