@@ -19,11 +19,11 @@ import scipy.sparse as sp
 
 from geotower import artifacts
 from geotower import schema as S
+from geotower.artifacts import RunLayout
 from geotower.errors import DataError
 from geotower.retrieve.index import FloatArray
 
-ADDED_ITEMS = "added_items.parquet"
-ADDED_EMB = "added_items.safetensors"
+ADDED_ITEMS, ADDED_EMB = RunLayout.ADDED_ITEMS, RunLayout.ADDED_EMB
 
 
 class BundleLike(Protocol):
