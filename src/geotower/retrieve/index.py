@@ -100,11 +100,8 @@ def topk_rows(scores: FloatArray, k: int) -> tuple[FloatArray, IntArray]:
     kk = min(k, n)
     if kk == 0:
         return np.full((b, k), -np.inf, dtype=np.float32), np.full((b, k), -1, dtype=np.int64)
-    if b == 1:
-        return _topk_one(scores[0], k, kk)
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (b, 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    ids = order_by_score(part, part_scores)
+    part = _best_unordered(scores, kk)
+    ids = order_by_score(part, np.take_along_axis(scores, part, axis=1))
     top = np.take_along_axis(scores, ids, axis=1).astype(np.float32)
     ids[np.isneginf(top)] = -1
     if kk < k:
@@ -113,16 +110,17 @@ def topk_rows(scores: FloatArray, k: int) -> tuple[FloatArray, IntArray]:
     return top, ids
 
 
-def _topk_one(s: FloatArray, k: int, kk: int) -> tuple[FloatArray, IntArray]:
-    """:func:`topk_rows` for a single query (the serving path), without the 2-d gather overhead."""
-    part = np.argpartition(-s, kk - 1)[:kk] if kk < len(s) else np.arange(len(s))
-    ids = part[np.lexsort((part, -s[part]))].astype(np.int64)
-    top = s[ids].astype(np.float32)
-    ids[np.isneginf(top)] = -1
-    if kk < k:
-        top = np.pad(top, (0, k - kk), constant_values=-np.inf)
-        ids = np.pad(ids, (0, k - kk), constant_values=-1)
-    return top[None, :], ids[None, :]
+def _best_unordered(scores: FloatArray, kk: int) -> npt.NDArray[np.intp]:
+    """(b, kk) columns holding each row's ``kk`` best scores, in no order (a tie at the boundary: any member).
+
+    A single query (the serving path) partitions its row as a 1-d array, without the 2-d partition's overhead.
+    """
+    b, n = scores.shape
+    if kk == n:
+        return np.tile(np.arange(n), (b, 1))
+    if b == 1:
+        return np.argpartition(-scores[0], kk - 1)[:kk][None, :]
+    return np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
 
 
 def _scores(queries: FloatArray, emb: FloatArray) -> FloatArray:
