@@ -8,7 +8,8 @@ here: ``from geotower.retrieve.service import create_app``.
 from geotower._lazy import lazy_exports
 
 _HOMES: dict[str, tuple[str, ...]] = {
-    "index": ("ExactIndex", "FaissIndex", "Retriever", "build_index", "exact_topk", "load_index", "order_by_score"),
+    "index": ("ExactIndex", "FaissIndex", "Retriever", "build_index", "exact_topk", "order_by_score"),
+    "index_store": ("load_index", "save_index"),
     "catalog": ("Catalog", "load_catalog"),
     "recommender": ("Query", "Recommendation", "Recommender", "open_recommender"),
     "geo_filter": ("GeoFilter", "haversine_km"),
@@ -18,7 +19,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
 __all__ = [
     "Catalog", "ExactIndex", "Explainer", "FaissIndex", "GeoFilter", "Query", "Recommendation", "Recommender",
     "Retriever", "build_index", "catalog", "exact_topk", "explain", "geo_filter", "haversine_km", "index",
-    "load_catalog", "load_index", "open_recommender", "order_by_score", "recommender",
+    "index_store", "load_catalog", "load_index", "open_recommender", "order_by_score", "recommender",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

@@ -32,7 +32,7 @@ from starlette.routing import Match, Route
 from geotower.errors import DataError
 from geotower.retrieve import api_models as M
 from geotower.retrieve.catalog import BundleLike
-from geotower.retrieve.index import read_index_meta
+from geotower.retrieve.index_store import read_index_meta
 from geotower.retrieve.recommender import (
     Query,
     Recommendation,
