@@ -14,6 +14,8 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "split": ("holdout_split", "random_split", "temporal_split"),
     "simulate": ("SimConfig", "ground_truth_scores"),
     "yelp": ("PrepareReport", "YelpFilter", "prepare_yelp"),
+    "yelp_download": ("yelp_files",),
+    "jsonlines": (),
     "checkins": ("prepare_checkins", "read_checkins", "resolve_format"),
     "columns": (),
     "ground_truth": (),
@@ -23,10 +25,10 @@ _HOMES: dict[str, tuple[str, ...]] = {
 
 __all__ = [
     "Dataset", "DatasetSpec", "IdIndex", "PrepareReport", "SimConfig", "SplitRows", "TableSpec", "YelpFilter",
-    "checkins", "columns", "dataset", "ground_truth", "ground_truth_scores", "holdout_split", "id_index", "known_users",
-    "load_dataset", "pair_csr", "population", "prepare_checkins", "prepare_yelp", "protocol", "random_split",
-    "read_checkins", "read_interactions", "read_spec", "resolve_format", "simulate", "spec", "split", "temporal_split",
-    "write_dataset", "yelp",
+    "checkins", "columns", "dataset", "ground_truth", "ground_truth_scores", "holdout_split", "id_index", "jsonlines",
+    "known_users", "load_dataset", "pair_csr", "population", "prepare_checkins", "prepare_yelp", "protocol",
+    "random_split", "read_checkins", "read_interactions", "read_spec", "resolve_format", "simulate", "spec", "split",
+    "temporal_split", "write_dataset", "yelp", "yelp_download", "yelp_files",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)
