@@ -2,7 +2,8 @@
 
 Layers (low to high):  L0 config/errors/schema/artifacts  <  L1 ingest, geo, model, retrieve (numpy side)
 <  L2 train, evaluate  <  L3 pipeline, retrieve.service/api_models  <  L4 cli, _cli.
-Every import counts, including lazy ones inside functions. ``cli`` registers the ``_cli`` command modules.
+Every import counts, including lazy ones inside functions and relative ones (resolved against the importing module).
+``cli`` registers the ``_cli`` command modules.
 Inside ``pipeline`` (L3) the modules form tiers too: one-stage runs (features, train, recommend) < runs that call
 one of them (prepare -> features, evaluate -> train for its content baseline) < demo, which composes them all; a
 pipeline module never imports one of its own tier.
@@ -18,7 +19,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "geotower"
 
 LAYER_OF_PACKAGE = {
-    "__init__": 0, "config": 0, "errors": 0, "schema": 0, "artifacts": 0,
+    "__init__": 0, "config": 0, "errors": 0, "schema": 0, "artifacts": 0, "_lazy": 0,
     "ingest": 1, "geo": 1, "model": 1, "retrieve": 1,
     "train": 2, "evaluate": 2,
     "pipeline": 3, "retrieve.service": 3, "retrieve.api_models": 3,
@@ -47,14 +48,20 @@ def _modules() -> list[tuple[str, Path]]:
     return out
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, module: str = "") -> set[str]:
+    """Absolute names of every import in ``path``; ``from .x import y`` is resolved against ``module``."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(p for p in (*parent, base) if p)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -107,7 +114,7 @@ def test_every_module_has_a_layer() -> None:
 
 @pytest.mark.parametrize(("module", "path"), _modules(), ids=[m for m, _ in _modules()])
 def test_imports_go_downward(module: str, path: Path) -> None:
-    assert _violations(module, _imports(path)) == []
+    assert _violations(module, _imports(path, module)) == []
 
 
 def test_the_checker_catches_upward_imports() -> None:
@@ -123,8 +130,43 @@ def test_the_checker_catches_upward_imports() -> None:
     assert _violations("geotower.pipeline.train", {"geotower.pipeline.evaluate"})
     assert not _violations("geotower.pipeline.demo", {"geotower.pipeline.evaluate"})
     assert not _violations("geotower.cli", {"geotower._cli.train"})
+    # inside pipeline: one-stage runs never import each other, nor a run that composes them
+    assert _violations("geotower.pipeline.features", {"geotower.pipeline.recommend"})
+    assert _violations("geotower.pipeline.prepare", {"geotower.pipeline.evaluate"})
+    assert _violations("geotower.pipeline.evaluate", {"geotower.pipeline.demo"})
+    assert not _violations("geotower.pipeline.prepare", {"geotower.pipeline.features"})
+
+
+def test_relative_imports_are_resolved(tmp_path: Path) -> None:
+    path = tmp_path / "train.py"
+    path.write_text("from .recommend import recommend_run\nfrom ..train import loop\n")
+    names = _imports(path, "geotower.pipeline.train")
+    assert {"geotower.pipeline.recommend", "geotower.train.loop"} <= names
+    assert _violations("geotower.pipeline.train", names)
+    init = tmp_path / "__init__.py"
+    init.write_text("from .dataset import load_dataset\n")
+    assert "geotower.ingest.dataset" in _imports(init, "geotower.ingest")
 
 
 def test_every_pipeline_module_has_a_tier() -> None:
     names = {p.stem for p in (SRC / "pipeline").glob("*.py") if p.stem != "__init__"}
     assert names == set(PIPELINE_TIER)
+
+
+STAGES = ("ingest", "geo", "model", "train", "evaluate", "retrieve", "pipeline")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_packages_list_their_public_names_and_import_nothing_up_front(stage: str) -> None:
+    """``__all__`` resolves name by name; importing the package itself loads none of its modules (nor torch)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (f"import sys, geotower.{stage} as m; "
+            f"loaded = sorted(k for k in sys.modules if k.startswith('geotower.{stage}.') or k == 'torch'); "
+            f"assert not loaded, loaded; assert m.__all__ == sorted(m.__all__); "
+            f"[getattr(m, n) for n in m.__all__]")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC.parent)})
+    assert out.returncode == 0, out.stderr

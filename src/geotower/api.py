@@ -162,7 +162,8 @@ class Report:
         return pd.DataFrame.from_records(records).set_index("model")
 
     def _repr_html_(self) -> str:
-        return self.to_frame().to_html(float_format=lambda v: f"{v:.4f}")
+        html: str = self.to_frame().to_html(float_format=lambda v: f"{v:.4f}")
+        return html
 
 
 @dataclass

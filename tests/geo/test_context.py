@@ -121,7 +121,7 @@ def test_chunked_reading_gives_the_same_table(tiny_items: pd.DataFrame, tiny_pbf
 def test_small_pair_blocks_give_the_same_table(tiny_items: pd.DataFrame, tiny_zip: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     default, _ = _features(tiny_items, tiny_zip)
-    monkeypatch.setattr("geotower.geo.context._BLOCK_PAIRS", 1)  # one feature per block after the first
+    monkeypatch.setattr("geotower.geo.accumulator._BLOCK_PAIRS", 1)  # one feature per block after the first
     blocked, _ = _features(tiny_items, tiny_zip)
     pd.testing.assert_frame_equal(default, blocked)
 

@@ -1,5 +1,6 @@
 """The diner simulator: exact Yelp format, determinism, the round trip through prepare_yelp, the generative model's
-known tendencies (distance decay, taste), hand-computed ground-truth utilities and bad inputs."""
+known tendencies (distance decay, taste) and Yelp's category roots; the population and the ground truth have their
+own tests (test_population.py, test_ground_truth.py)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,18 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import typer
 from ingest_helpers import HELSINKI, PHILLY
 from typer.testing import CliRunner
 
-from geotower.errors import ConfigError, DataError, GeotowerWarning
+from geotower.errors import GeotowerWarning
 from geotower.ingest.dataset import load_dataset
 from geotower.ingest.simulate import (
     SimConfig,
-    _review_counts,
     ground_truth_scores,
-    project,
-    read_places,
     simulate,
     yelp_categories,
 )
@@ -108,37 +104,6 @@ def test_choices_follow_distance_decay_and_taste(sim: Path) -> None:
     assert util[u, i][stars == 5].mean() > util[u, i][stars <= 2].mean()
 
 
-def test_ground_truth_scores_known_answer(tmp_path: Path) -> None:
-    # user at (0, 0), item 0.01 deg east on the equator: d = 0.01 * 111.32 km = 1.1132 km
-    # U = [1, 2].[3, 4] + 0.5 - 1.0 * 1.1132 = 11 + 0.5 - 1.1132 = 10.3868; item at the user's home: 11 + 0.5 = 11.5
-    gt = tmp_path / "ground_truth"
-    gt.mkdir()
-    vec = pa.FixedSizeListArray.from_arrays(pa.array(np.array([3, 4, 3, 4], np.float32)), 2)
-    pq.write_table(pa.table({"user_id": ["u"], "home_lat": [0.0], "home_lon": [0.0], "decay_per_km": [1.0],
-                             "taste": pa.FixedSizeListArray.from_arrays(pa.array(np.array([1, 2], np.float32)), 2)}),
-                   gt / "users.parquet")
-    pq.write_table(pa.table({"item_id": ["a", "b"], "lat": [0.0, 0.0], "lon": [0.01, 0.0], "quality": [0.5, 0.5],
-                             "vec": vec}), gt / "items.parquet")
-    (gt / "meta.json").write_text(json.dumps({"origin": [0.0, 0.0]}))
-    np.testing.assert_allclose(ground_truth_scores(gt, ["u"], ["a", "b"]), [[10.3868, 11.5]], atol=1e-4)
-    with pytest.raises(DataError, match=r"items\.parquet, column 'item_id': 1 unknown ids, e.g. 'zz'"):
-        ground_truth_scores(gt, ["u"], ["a", "zz"])
-
-
-def test_projection_known_answer() -> None:
-    # at lat 60, one degree of longitude is 111.32 * cos(60 deg) = 55.66 km; one degree of latitude 111.32 km
-    # (geotower.schema.local_xy_km, the one equirectangular projection of the code base)
-    np.testing.assert_allclose(project([61.0], [26.0], (60.0, 25.0)), [[55.66, 111.32]], atol=1e-3)
-
-
-def test_review_counts_sum_and_cap() -> None:
-    rng = np.random.default_rng(0)
-    counts = _review_counts(100, SimConfig(n_reviews=2000), 30, rng)
-    assert counts.sum() == 2000 and counts.min() >= 1 and counts.max() <= 30
-    with pytest.raises(ConfigError, match="change --users"):
-        _review_counts(10, SimConfig(n_reviews=2000), 30, rng)
-
-
 @pytest.mark.parametrize("given, expected", [
     ("cafe, tee", "Restaurants, cafe, tee"),
     ("Fast Food", "Restaurants, Fast Food"),
@@ -163,22 +128,6 @@ def test_osm_features_enter_the_model(tmp_path: Path) -> None:
     vec = pq.read_table(tmp_path / "out" / "ground_truth" / "items.parquet").column("vec")
     width = len(meta["blocks"]["categories"]) + len(meta["blocks"]["latent"]) + 54
     assert len(vec[0]) == width
-
-
-@pytest.mark.parametrize("change, column, row", [
-    (lambda d: d.drop(columns="lat"), "lat", None),
-    (lambda d: d.assign(lon=[0.0, 200.0, 0.0]), "lon", 1),
-    (lambda d: d.assign(business_id=["a", "b", "a"]), "business_id", 2),
-])
-def test_bad_places(change, column: str, row: int | None, tmp_path: Path) -> None:
-    places = pd.DataFrame({"business_id": ["a", "b", "c"], "name": ["A", "B", "C"], "lat": [0.0, 0.0, 0.0],
-                           "lon": [0.0, 0.1, 0.2], "categories": ["Food"] * 3})
-    change(places).to_csv(tmp_path / "p.csv", index=False)
-    with pytest.raises(DataError) as exc:
-        read_places(tmp_path / "p.csv")
-    assert "p.csv" in str(exc.value) and f"column {column!r}" in str(exc.value)
-    if row is not None:
-        assert f"row {row}" in str(exc.value)
 
 
 def test_cli_simulate_then_prepare(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 from geotower import artifacts
+from geotower.artifacts import folders
 from geotower.ingest.dataset import DatasetSpec, TableSpec, load_dataset, write_dataset
 from geotower.model.bundle import load_bundle
 
@@ -60,7 +61,7 @@ def _kill_when(args: list[str], point: Callable[[], bool], limit_s: float = 120.
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
-    return {rel: artifacts.file_sha256(p) for rel, p in artifacts._listing(folder)}
+    return {rel: artifacts.file_sha256(p) for rel, p in folders._listing(folder)}
 
 
 def _assert_old_or_new(folder: Path, kind: str, old: dict[str, str], old_gen: int) -> str:

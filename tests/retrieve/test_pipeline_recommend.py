@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import typer
@@ -98,15 +97,6 @@ def test_cli_rejects_bad_point(cli, run_dir) -> None:
     assert isinstance(out.exception, DataError) and "LAT,LON" in str(out.exception)
     out = CliRunner().invoke(cli, ["recommend", str(run_dir), "--near", "0,0", "--radius-km", "-1"])
     assert isinstance(out.exception, DataError) and out.exception.column == "radius_km"
-
-
-def test_read_added_checks_lengths(run_dir) -> None:
-    artifacts.write_table(run_dir / "added_items.parquet", pd.DataFrame({"item_id": ["a", "b"]}))
-    artifacts.save_arrays(run_dir / "added_items.safetensors", {"emb": np.zeros((1, 2), np.float32)})
-    from geotower.retrieve.recommender import read_added
-
-    with pytest.raises(DataError, match="2 added items but 1 embeddings"):
-        read_added(run_dir)
 
 
 def test_cli_serve_binds_loopback_by_default(cli, run_dir, loader, monkeypatch) -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from geotower.errors import DataError
 from geotower.retrieve import recommender as R
+from geotower.retrieve.catalog import load_catalog, save_added
 from geotower.retrieve.index import ExactIndex, FaissIndex
-from geotower.retrieve.recommender import Query, Recommender, UnknownIdError, load_catalog, open_recommender, save_added
+from geotower.retrieve.recommender import Query, Recommender, UnknownIdError, open_recommender
 
 STEP_KM = 1.11195080233533  # 0.01 deg of longitude on the equator
 

@@ -6,7 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geotower.errors import ArtifactError
-from geotower.retrieve.index import build_index, save_index
+from geotower.retrieve.index import build_index
+from geotower.retrieve.index_store import save_index
 from geotower.retrieve.service import create_app
 
 

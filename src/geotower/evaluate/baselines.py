@@ -136,7 +136,8 @@ class _ImplicitMF:
 
     def score(self, user_idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         users = _require(self, "user_factors_")
-        return users[user_idx] @ self.item_factors_.T  # (b, n_items)
+        scores: npt.NDArray[np.float32] = users[user_idx] @ self.item_factors_.T  # (b, n_items)
+        return scores
 
 
 class ALS(_ImplicitMF):
@@ -331,7 +332,8 @@ def grid(spec: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 
 def has_ground_truth(relevant: sp.csr_matrix, seen: sp.csr_matrix) -> bool:
     """Whether any user has a relevant item they have not seen (otherwise there is nothing to tune on)."""
-    return ground_truth(relevant, seen).nnz > 0
+    nnz: int = ground_truth(relevant, seen).nnz
+    return nnz > 0
 
 
 Events = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]

@@ -161,7 +161,7 @@ def _se(x: np.ndarray) -> float:
     return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
-def _band_rows(label: str, values: np.ndarray, bands: np.ndarray, names: list[str], unit: str) -> list[dict]:
+def _band_rows(label: str, values: np.ndarray, bands: np.ndarray, names: list[str], unit: str) -> list[dict[str, Any]]:
     rows = []
     for b, name in enumerate(names):
         x = values[bands == b]
@@ -174,7 +174,8 @@ def _band_rows(label: str, values: np.ndarray, bands: np.ndarray, names: list[st
 def _haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
     p1, p2 = np.radians(lat1), np.radians(lat2)
     a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    km: np.ndarray = 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    return km
 
 
 def breakdowns(topk: np.ndarray, truth: Any, train_pos: Any, k: int, lat: np.ndarray | None = None,

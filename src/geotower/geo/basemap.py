@@ -50,7 +50,8 @@ def _layer_features(geoms: np.ndarray, box: shapely.Geometry, kind: str) -> np.n
         size = shapely.area(geoms) if kind == "polygon" else shapely.length(geoms)
         geoms = geoms[np.argsort(-size, kind="stable")[:MAX_FEATURES]]
     geoms = shapely.set_precision(geoms, 1e-6)  # 6 decimals: ~0.1 m, keeps the file small
-    return shapely.to_geojson(geoms[~shapely.is_empty(geoms)])
+    out: np.ndarray = shapely.to_geojson(geoms[~shapely.is_empty(geoms)])
+    return out
 
 
 def build_surroundings(source: str | Path, lat: np.ndarray, lon: np.ndarray) -> dict[str, Any]:

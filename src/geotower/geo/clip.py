@@ -14,6 +14,19 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+_Floats = npt.NDArray[np.float64]
+_Ints = npt.NDArray[np.intp]
+
+
+def _norm(v: _Floats) -> _Floats:
+    """Euclidean length of each row of ``v`` (m, 2)."""
+    return np.hypot(v[:, 0], v[:, 1])
+
+
+def _bin_sum(bins: _Ints, weights: _Floats, n: int) -> _Floats:
+    """Sum of ``weights`` per bin 0..n-1: ``np.bincount`` with weights (float64; numpy's stubs say int)."""
+    return np.asarray(np.bincount(bins, weights=weights, minlength=n), dtype=np.float64)
+
 QUAD_SEGS = 16  # geopandas' default buffer resolution: a 64-gon, as in the original feature table
 _SEG_BLOCK = 65_536  # segment-pairs per Cyrus-Beck block: bounds the (block x 64) temporaries to ~34 MB each
 
@@ -34,7 +47,7 @@ def _unit_window() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
 _NORMALS, _OFFSETS = _unit_window()
 
 
-def _expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _expand(starts: _Ints, counts: _Ints) -> tuple[np.ndarray, np.ndarray]:
     """Ragged expansion: for each owner o, the indices ``starts[o] .. starts[o] + counts[o] - 1``."""
     owner = np.repeat(np.arange(len(counts)), counts)
     first = np.cumsum(counts) - counts
@@ -72,33 +85,33 @@ class Rings:
         self.count = np.bincount(owner, minlength=len(geoms))  # segments or rings per feature
         self.start = np.cumsum(self.count) - self.count
 
-    def clipped(self, feat: np.ndarray, centers: np.ndarray, r: float) -> npt.NDArray[np.float64]:
+    def clipped(self, feat: _Ints, centers: _Floats, r: float) -> npt.NDArray[np.float64]:
         """Length (lines) or area (polygons) of ``feat[j]`` inside the r-buffer around ``centers[j]`` (m, 2)."""
         pair, idx = _expand(self.start[feat], self.count[feat])
         if self.kind == "line":
             values = _segment_lengths(self.a[idx] - centers[pair], self.b[idx] - centers[pair], r)
-            return np.bincount(pair, weights=values, minlength=len(feat))
+            return _bin_sum(pair, values, len(feat))
         fan, touching = _ring_areas(self.coords, self.v_start[idx], self.v_count[idx], centers[pair], r)
         inside = shapely.contains_xy(self.geoms[feat], centers[:, 0], centers[:, 1])
-        values = np.bincount(pair, weights=self.orient[idx] * fan, minlength=len(feat))
+        values = _bin_sum(pair, self.orient[idx] * fan, len(feat))
         values = values + np.where(inside, polygon_area(r), 0.0)
         redo = np.unique(pair[touching])  # the item lies on the feature's boundary: sweep every edge instead
         if len(redo):
             pair2, idx2 = _expand(self.start[feat[redo]], self.count[feat[redo]])
             full = _ring_areas_full(self.coords, self.v_start[idx2], self.v_count[idx2], centers[redo][pair2], r)
-            values[redo] = np.bincount(pair2, weights=self.sign[idx2] * full, minlength=len(redo))
+            values[redo] = _bin_sum(pair2, self.sign[idx2] * full, len(redo))
         return values
 
 
-def _segment_lengths(a: np.ndarray, b: np.ndarray, r: float) -> npt.NDArray[np.float64]:
+def _segment_lengths(a: _Floats, b: _Floats, r: float) -> npt.NDArray[np.float64]:
     """Length of each segment a->b (m, 2), relative to the centre, inside the r-buffer.
 
     Segments with both ends inside the inscribed disc are whole; segments farther than r are out; only the rest,
     those crossing the thin ring between the two, go through Cyrus-Beck.
     """
-    length = np.hypot(*(b - a).T)
+    length = _norm(b - a)
     inner = r * _OFFSETS.min() * (1.0 - 1e-9)
-    whole = (np.hypot(*a.T) <= inner) & (np.hypot(*b.T) <= inner)
+    whole = (_norm(a) <= inner) & (_norm(b) <= inner)
     near = ~whole & (_centre_distance(a, b) <= r)
     out = np.where(whole, length, 0.0)
     if near.any():
@@ -106,16 +119,16 @@ def _segment_lengths(a: np.ndarray, b: np.ndarray, r: float) -> npt.NDArray[np.f
     return out
 
 
-def _centre_distance(a: np.ndarray, b: np.ndarray) -> npt.NDArray[np.float64]:
+def _centre_distance(a: _Floats, b: _Floats) -> npt.NDArray[np.float64]:
     """Distance from the origin to each segment a->b."""
     d = b - a
     dd = np.einsum("ij,ij->i", d, d)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.clip(np.where(dd > 0, -np.einsum("ij,ij->i", a, d) / dd, 0.0), 0.0, 1.0)
-    return np.hypot(*(a + t[:, None] * d).T)
+    return _norm(a + t[:, None] * d)
 
 
-def _cyrus_beck(a: np.ndarray, b: np.ndarray, r: float) -> npt.NDArray[np.float64]:
+def _cyrus_beck(a: _Floats, b: _Floats, r: float) -> npt.NDArray[np.float64]:
     """Cyrus-Beck clipping of segments against the 64-gon, in blocks of (segments x 64) arrays."""
     out = np.empty(len(a))
     normals, offsets = _NORMALS, _OFFSETS * r
@@ -134,8 +147,8 @@ def _cyrus_beck(a: np.ndarray, b: np.ndarray, r: float) -> npt.NDArray[np.float6
     return out
 
 
-def _ring_edges(coords: np.ndarray, v_start: np.ndarray, v_count: np.ndarray,
-                centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ring_edges(coords: _Floats, v_start: _Ints, v_count: _Ints,
+                centers: _Floats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ring of each edge, edge starts, edge ends), vertices relative to the ring's centre, cyclic per ring."""
     job, idx = _expand(v_start, v_count)
     a = coords[idx] - centers[job]
@@ -145,17 +158,17 @@ def _ring_edges(coords: np.ndarray, v_start: np.ndarray, v_count: np.ndarray,
     return job, a, a[nxt]
 
 
-def _ring_areas_full(coords: np.ndarray, v_start: np.ndarray, v_count: np.ndarray, centers: np.ndarray,
+def _ring_areas_full(coords: _Floats, v_start: _Ints, v_count: _Ints, centers: _Floats,
                      r: float) -> npt.NDArray[np.float64]:
     """Area of each ring inside the r-buffer by sweeping every edge's fan triangle (any position of the centre)."""
     job, a, b = _ring_edges(coords, v_start, v_count, centers)
     area = np.zeros(len(job))
     for lo in range(0, len(job), _SEG_BLOCK):
         area[lo:lo + _SEG_BLOCK] = _fan_areas(a[lo:lo + _SEG_BLOCK], b[lo:lo + _SEG_BLOCK], r)
-    return np.abs(np.bincount(job, weights=area, minlength=len(v_count)))
+    return np.abs(_bin_sum(job, area, len(v_count)))
 
 
-def _ring_areas(coords: np.ndarray, v_start: np.ndarray, v_count: np.ndarray, centers: np.ndarray,
+def _ring_areas(coords: _Floats, v_start: _Ints, v_count: _Ints, centers: _Floats,
                 r: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Signed fan area of each ring (vertices relative to its centre) inside the r-buffer, minus its 64-gon sweep.
 
@@ -175,29 +188,29 @@ def _ring_areas(coords: np.ndarray, v_start: np.ndarray, v_count: np.ndarray, ce
         near = np.flatnonzero(_centre_distance(sa, sb) <= r)
         na, nb = sa[near], sb[near]
         area[lo + near] = _fan_areas(na, nb, r) - _sector_areas(na, nb, r)
-        through = (np.abs(_cross(na, nb)) <= 1e-9 * (np.hypot(*na.T) * np.hypot(*nb.T) + 1e-12)) & \
+        through = (np.abs(_cross(na, nb)) <= 1e-9 * (_norm(na) * _norm(nb) + 1e-12)) & \
             (np.einsum("ij,ij->i", na, nb) <= 0)
         touching[job[lo + near[through]]] = True
-    return np.bincount(job, weights=area, minlength=len(v_count)), touching
+    return _bin_sum(job, area, len(v_count)), touching
 
 
 _STEP = 2 * np.pi / (4 * QUAD_SEGS)  # angle between the 64-gon's vertices (one at angle 0)
 
 
-def _fan_areas(a: np.ndarray, b: np.ndarray, r: float) -> npt.NDArray[np.float64]:
+def _fan_areas(a: _Floats, b: _Floats, r: float) -> npt.NDArray[np.float64]:
     """Signed area of triangle (O, a, b) inside the 64-gon of circumradius r around O, per edge (m, 2).
 
     Edges with both ends inside the inscribed disc keep their whole triangle; only the others are swept.
     """
     inner = r * _OFFSETS.min() * (1.0 - 1e-9)
-    whole = (np.hypot(*a.T) <= inner) & (np.hypot(*b.T) <= inner)
+    whole = (_norm(a) <= inner) & (_norm(b) <= inner)
     out = np.where(whole, _cross(a, b) / 2.0, 0.0)
     if not whole.all():
         out[~whole] = _wedge_sweep(a[~whole], b[~whole], r, "area")
     return out
 
 
-def _wedge_sweep(a: np.ndarray, b: np.ndarray, r: float, measure: str) -> npt.NDArray[np.float64]:
+def _wedge_sweep(a: _Floats, b: _Floats, r: float, measure: str) -> npt.NDArray[np.float64]:
     """Cut each segment a->b (m, 2) at the 64-gon's vertex rays; inside one wedge the buffer is one half-plane.
 
     ``measure`` "area": signed area of triangle (O, a, b) inside the buffer; "len": length of a->b inside it.
@@ -208,7 +221,7 @@ def _wedge_sweep(a: np.ndarray, b: np.ndarray, r: float, measure: str) -> npt.ND
     span = np.mod(np.arctan2(b[:, 1], b[:, 0]) - theta_a + np.pi, 2 * np.pi) - np.pi  # signed sweep, (-pi, pi]
     k_a = np.floor(theta_a / _STEP)
     n_pieces = (np.abs(np.floor((theta_a + span) / _STEP) - k_a) + 1).astype(np.int64)
-    degenerate = np.abs(_cross(a, b)) <= 1e-12 * (np.hypot(*a.T) * np.hypot(*b.T) + 1e-300)
+    degenerate = np.abs(_cross(a, b)) <= 1e-12 * (_norm(a) * _norm(b) + 1e-300)
     n_pieces[degenerate] = 0
     edge, piece = _expand(np.zeros(len(a), dtype=np.int64), n_pieces)
     step = np.sign(span[edge])
@@ -225,7 +238,7 @@ def _wedge_sweep(a: np.ndarray, b: np.ndarray, r: float, measure: str) -> npt.ND
     normal = np.column_stack([np.cos(mid), np.sin(mid)])
     h = r * np.cos(_STEP / 2)
     piece_fn = _wedge_piece_area if measure == "area" else _wedge_piece_length
-    out = np.bincount(edge, weights=piece_fn(p0, p1, normal, h), minlength=len(a)).astype(np.float64)
+    out = _bin_sum(edge, piece_fn(p0, p1, normal, h), len(a))
     if measure == "len" and degenerate.any():
         out[degenerate] = _cyrus_beck(a[degenerate], b[degenerate], r)
     return out
@@ -233,25 +246,25 @@ def _wedge_sweep(a: np.ndarray, b: np.ndarray, r: float, measure: str) -> npt.ND
 
 def polygon_area(r: float) -> float:
     """Area of the buffer: the regular 64-gon of circumradius r (a vertex at angle 0, as in the wedge sweep)."""
-    return 4 * QUAD_SEGS * (r * np.cos(_STEP / 2)) ** 2 * np.tan(_STEP / 2)
+    return float(4 * QUAD_SEGS * (r * np.cos(_STEP / 2)) ** 2 * np.tan(_STEP / 2))
 
 
-def _sector_areas(a: np.ndarray, b: np.ndarray, r: float) -> npt.NDArray[np.float64]:
+def _sector_areas(a: _Floats, b: _Floats, r: float) -> npt.NDArray[np.float64]:
     """Signed area of the 64-gon between the rays O->a and O->b (the short way round), per edge (m, 2)."""
     theta_a = np.arctan2(a[:, 1], a[:, 0])
     span = np.mod(np.arctan2(b[:, 1], b[:, 0]) - theta_a + np.pi, 2 * np.pi) - np.pi
     return _sweep_area(theta_a + span, r) - _sweep_area(theta_a, r)
 
 
-def _sweep_area(theta: np.ndarray, r: float) -> npt.NDArray[np.float64]:
+def _sweep_area(theta: _Floats, r: float) -> npt.NDArray[np.float64]:
     """Area of the 64-gon swept counter-clockwise from angle 0 to ``theta`` (any real angle, unwrapped)."""
     k = np.floor(theta / _STEP)
-    h2 = (r * np.cos(_STEP / 2)) ** 2
-    half = np.tan(_STEP / 2)
+    h2 = float((r * np.cos(_STEP / 2)) ** 2)
+    half = float(np.tan(_STEP / 2))
     return k * h2 * half + h2 / 2 * (np.tan(theta - (k + 0.5) * _STEP) + half)
 
 
-def _ray_t(a: np.ndarray, d: np.ndarray, angle: np.ndarray) -> npt.NDArray[np.float64]:
+def _ray_t(a: _Floats, d: _Floats, angle: _Floats) -> npt.NDArray[np.float64]:
     """Parameter t where segment a + t d meets the ray from O at ``angle``."""
     ux, uy = np.cos(angle), np.sin(angle)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -259,21 +272,21 @@ def _ray_t(a: np.ndarray, d: np.ndarray, angle: np.ndarray) -> npt.NDArray[np.fl
     return np.clip(np.nan_to_num(t), 0.0, 1.0)
 
 
-def _cross(p: np.ndarray, q: np.ndarray) -> npt.NDArray[np.float64]:
+def _cross(p: _Floats, q: _Floats) -> npt.NDArray[np.float64]:
     return p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]
 
 
-def _wedge_piece_length(p0: np.ndarray, p1: np.ndarray, normal: np.ndarray, h: float) -> npt.NDArray[np.float64]:
+def _wedge_piece_length(p0: _Floats, p1: _Floats, normal: _Floats, h: float) -> npt.NDArray[np.float64]:
     """Length of segment p0->p1 inside the half-plane normal . x <= h."""
     s0 = np.einsum("ij,ij->i", p0, normal) - h
     s1 = np.einsum("ij,ij->i", p1, normal) - h
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.clip(np.nan_to_num(s0 / (s0 - s1)), 0.0, 1.0)  # where the piece crosses the line
     frac = np.where(s0 <= 0, np.where(s1 <= 0, 1.0, t), np.where(s1 <= 0, 1.0 - t, 0.0))
-    return frac * np.hypot(*(p1 - p0).T)
+    return frac * _norm(p1 - p0)
 
 
-def _wedge_piece_area(p0: np.ndarray, p1: np.ndarray, normal: np.ndarray, h: float) -> npt.NDArray[np.float64]:
+def _wedge_piece_area(p0: _Floats, p1: _Floats, normal: _Floats, h: float) -> npt.NDArray[np.float64]:
     """Signed area of triangle (O, p0, p1) inside the half-plane normal . x <= h (O is inside it)."""
     s0 = np.einsum("ij,ij->i", p0, normal)
     s1 = np.einsum("ij,ij->i", p1, normal)

@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
@@ -27,6 +28,9 @@ from geotower.schema import Layer
 Bounds = tuple[float, float, float, float]  # (min_lon, min_lat, max_lon, max_lat)
 CHUNK_SIZE = 20_000  # features per chunk: bounds the memory of the (feature, item) pair arrays
 _WGS84 = "EPSG:4326"
+
+if TYPE_CHECKING:
+    from osmium.geom import WKBFactory
 
 
 @dataclass
@@ -114,12 +118,13 @@ class OsmSource:
                     yield layer, geoms
 
 
-def _layer_info(gdal_path: str) -> dict:
+def _layer_info(gdal_path: str) -> dict[str, Any]:
     """pyogrio layer metadata; unreadable files raise DataError naming them."""
     import pyogrio
 
     try:
-        return pyogrio.read_info(gdal_path)
+        info: dict[str, Any] = pyogrio.read_info(gdal_path)
+        return info
     except Exception as exc:  # pyogrio.errors.DataSourceError and friends carry GDAL's text only
         raise DataError(f"cannot read OSM layer: {exc}", path=gdal_path) from None
 
@@ -155,7 +160,8 @@ def _to_wgs84(geoms: np.ndarray, crs: str) -> np.ndarray:
     from pyproj import Transformer
 
     tr = Transformer.from_crs(crs, _WGS84, always_xy=True)
-    return shapely.transform(geoms, lambda x, y: tr.transform(x, y), interleaved=False)
+    out: np.ndarray = shapely.transform(geoms, lambda x, y: tr.transform(x, y), interleaved=False)
+    return out
 
 
 # --- .osm.pbf -------------------------------------------------------------------------------------------
@@ -180,7 +186,7 @@ def _pbf_chunks(path: Path, layers: tuple[Layer, ...], chunk_size: int,
 
     by_element = {e: tuple(la for la in layers if element_of(la) == e) for e in ("node", "way", "area")}
     by_name = {la.name: la for la in layers}
-    buffers: dict[str, list[bytes]] = {la.name: [] for la in layers}
+    buffers: dict[str, list[str | bytes]] = {la.name: [] for la in layers}
     factory = osmium.geom.WKBFactory()
     proc = osmium.FileProcessor(str(path)).with_locations()
     if by_element["area"]:
@@ -220,16 +226,17 @@ def _candidate_layers(obj: object, by_element: dict[str, tuple[Layer, ...]]) -> 
     return []
 
 
-def _geometry(obj: object, factory: object) -> bytes | None:
-    """WKB of a node/way/area; a way cut by the extract boundary keeps its nodes inside; None if unbuildable."""
+def _geometry(obj: object, factory: WKBFactory) -> str | bytes | None:
+    """WKB (osmium's hex, or shapely's bytes) of a node/way/area; a way cut by the extract boundary keeps its nodes
+    inside; None if unbuildable."""
     import osmium
 
     try:
         if obj.is_node():  # type: ignore[attr-defined]
-            return factory.create_point(obj)  # type: ignore[attr-defined]
+            return factory.create_point(obj)  # type: ignore[arg-type]  # is_node() narrows at run time only
         if obj.is_way():  # type: ignore[attr-defined]
-            return factory.create_linestring(obj)  # type: ignore[attr-defined]
-        return factory.create_multipolygon(obj)  # type: ignore[attr-defined]
+            return factory.create_linestring(obj)  # type: ignore[arg-type]  # is_way() narrows at run time only
+        return factory.create_multipolygon(obj)  # type: ignore[arg-type]  # an area: the only kind left
     except (RuntimeError, osmium.InvalidLocationError):
         if not obj.is_way():  # type: ignore[attr-defined]
             return None

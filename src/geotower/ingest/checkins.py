@@ -29,6 +29,7 @@ import tomllib
 import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -106,7 +107,7 @@ def resolve_format(preset: str | None = None, **columns: str | None) -> CheckinF
     Raises:
         DataError: unknown preset, or neither a preset nor both ``user`` and ``item``.
     """
-    given = {k: v for k, v in columns.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in columns.items() if v is not None}  # names checked just below
     unknown = set(given) - {f.name for f in fields(CheckinFormat)}
     if unknown:
         raise DataError(f"unknown check-in column option(s): {', '.join(sorted(unknown))}")
@@ -158,12 +159,12 @@ def _read_text_table(path: Path, names: tuple[str, ...], sep: str | None) -> pd.
             params.append(sep)
         sql = f"SELECT * FROM read_csv(?, {', '.join(opts)}{{}})"
         try:
-            rel = con.execute(sql.format(""), params)
+            res = con.execute(sql.format(""), params)
         except duckdb.InvalidInputException as exc:
             if "unicode" not in str(exc).lower() and "utf" not in str(exc).lower():
                 raise
-            rel = con.execute(sql.format(", encoding = 'latin-1'"), params)  # TSMC2014: Latin-1 category names
-        return rel.df().astype("string")
+            res = con.execute(sql.format(", encoding = 'latin-1'"), params)  # TSMC2014: Latin-1 category names
+        return res.df().astype("string")
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise DataError(f"cannot read as {'Parquet' if lower.endswith('.parquet') else 'CSV/TSV'}: {first}",
@@ -174,9 +175,8 @@ def _read_text_table(path: Path, names: tuple[str, ...], sep: str | None) -> pd.
 
 def _lines(path: Path, header: bool, n: int) -> np.ndarray:
     """1-based line number of each data row (Parquet: the 0-based row index)."""
-    if path.name.lower().endswith((".parquet", ".pq")):
-        return np.arange(n)
-    return np.arange(n) + (2 if header else 1)
+    rows = np.arange(n)
+    return rows if path.name.lower().endswith((".parquet", ".pq")) else rows + (2 if header else 1)
 
 
 def _require_columns(df: pd.DataFrame, path: Path, cols: list[str]) -> None:
@@ -189,7 +189,7 @@ def _require_columns(df: pd.DataFrame, path: Path, cols: list[str]) -> None:
 def _numbers(df: pd.DataFrame, col: str, path: Path, lines: np.ndarray) -> np.ndarray:
     """Floats; empty cells are NaN, text that is not a number is an error naming its line."""
     text = df[col].str.strip()
-    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    values: np.ndarray = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = np.isnan(values) & text.notna().to_numpy() & (text != "").fillna(False).to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -203,7 +203,8 @@ def _times(df: pd.DataFrame, fmt: CheckinFormat, path: Path, lines: np.ndarray) 
     text = df[fmt.time].str.strip()
     numeric = pd.to_numeric(text, errors="coerce")
     if len(text) and numeric.notna().all():
-        return numeric.to_numpy().astype(np.int64)
+        epoch: np.ndarray = numeric.to_numpy().astype(np.int64)
+        return epoch
     parsed = pd.to_datetime(text, format=fmt.time_format or "mixed", errors="coerce", utc=True)
     bad = parsed.isna().to_numpy()
     if bad.any():
@@ -211,7 +212,8 @@ def _times(df: pd.DataFrame, fmt: CheckinFormat, path: Path, lines: np.ndarray) 
         want = fmt.time_format or "an ISO date or epoch seconds"
         raise DataError(f"cannot parse time {text.iloc[i]!r} (expected {want})", path=path, row=int(lines[i]),
                         column=fmt.time)
-    return ((parsed - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()).to_numpy().astype(np.int64)
+    seconds: np.ndarray = (parsed - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds().to_numpy()
+    return seconds.astype(np.int64)
 
 
 def _places(ids: pd.Series, lat: np.ndarray, lon: np.ndarray, category: pd.Series | None) -> pd.DataFrame:

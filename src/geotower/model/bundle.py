@@ -103,7 +103,7 @@ class ModelBundle:
     def item_index(self, item_ids: Sequence[str]) -> np.ndarray:
         """Rows of ``item_ids`` in ``item_emb``; raises DataError naming the unknown ids."""
         ids = [str(i) for i in item_ids]
-        pos = self._items.get_indexer(ids)
+        pos: np.ndarray = self._items.get_indexer(ids)
         if (pos < 0).any():
             unknown = [i for i, p in zip(ids, pos, strict=True) if p < 0]
             raise DataError(f"unknown item id(s) {unknown[:10]}{' ...' if len(unknown) > 10 else ''} "
@@ -267,13 +267,11 @@ def _seen_matrix(path: Path, shape: tuple[int, int]) -> sp.csr_matrix:
     """The train-seen CSR matrix, with its structure checked (indices index the catalog, indptr is monotone)."""
     arrays = artifacts.load_arrays(path)
     indptr, indices, stored = arrays.get("indptr"), arrays.get("indices"), arrays.get("shape")
-    ok = indptr is not None and indices is not None and stored is not None
-    if ok:
-        ok = (tuple(int(v) for v in stored) == shape and indptr.ndim == indices.ndim == 1
-              and len(indptr) == shape[0] + 1 and int(indptr[0]) == 0 and int(indptr[-1]) == len(indices)
-              and bool((np.diff(indptr) >= 0).all())
-              and (len(indices) == 0 or (int(indices.min()) >= 0 and int(indices.max()) < shape[1])))
-    if not ok:
+    if indptr is None or indices is None or stored is None or not (
+            tuple(int(v) for v in stored) == shape and indptr.ndim == indices.ndim == 1
+            and len(indptr) == shape[0] + 1 and int(indptr[0]) == 0 and int(indptr[-1]) == len(indices)
+            and bool((np.diff(indptr) >= 0).all())
+            and (len(indices) == 0 or (int(indices.min()) >= 0 and int(indices.max()) < shape[1]))):
         raise ArtifactError(f"{path} is corrupt or does not match the run's {shape[0]} users x {shape[1]} items; "
                             "retrain")
     return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=shape)

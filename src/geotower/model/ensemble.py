@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
@@ -22,11 +23,12 @@ class TowerEnsemble(nn.Module):
 
     def __init__(self, members: list[TwoTower]) -> None:
         super().__init__()
-        self.members = nn.ModuleList(members)
+        # a ModuleList of TwoTower (registered as submodules); torch's stubs type its items as Module
+        self.members: Sequence[TwoTower] = nn.ModuleList(members)  # type: ignore[assignment]
         self.spec = replace(members[0].spec, members=len(members))
 
     def _first(self) -> TwoTower:
-        return self.members[0]  # type: ignore[return-value]
+        return self.members[0]
 
     @property
     def item_dense(self) -> Tensor:
@@ -42,7 +44,7 @@ class TowerEnsemble(nn.Module):
 
     def set_trend(self, table: Tensor | None, now: Tensor) -> None:
         for m in self.members:
-            m.set_trend(table, now)  # type: ignore[operator]
+            m.set_trend(table, now)
 
     def _mean(self, parts: list[Tensor]) -> Tensor:
         return torch.cat(parts, dim=1) / len(parts)

@@ -23,6 +23,7 @@ item = MLP(standardised features), user = MLP(mean of the standardised features 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -101,6 +102,14 @@ class TwoTower(nn.Module):
         item_known: (n_items,) bool, items whose ID embedding was trained (others use features only).
     """
 
+    # buffers (register_buffer in __init__; torch's stubs would type them Tensor | Module)
+    item_dense: Tensor
+    item_cells: Tensor
+    user_dense: Tensor
+    item_known: Tensor
+    trend_now: Tensor
+    trend_table: Tensor
+
     def __init__(self, spec: TowerSpec, item_dense: Tensor, item_cells: Tensor, user_dense: Tensor,
                  item_known: Tensor) -> None:
         super().__init__()
@@ -110,7 +119,8 @@ class TwoTower(nn.Module):
         self.register_buffer("user_dense", user_dense.float(), persistent=False)
         self.register_buffer("item_known", item_known.float(), persistent=False)
         use_feat = spec.use_item_features and self.item_in_dim > 0
-        self.cell_emb = nn.ModuleList(nn.Embedding(v, spec.cell_dim, padding_idx=0) for v in spec.cell_vocab_sizes)
+        self.cell_emb: Sequence[nn.Embedding] = nn.ModuleList(  # type: ignore[assignment]  # items typed Module
+            nn.Embedding(v, spec.cell_dim, padding_idx=0) for v in spec.cell_vocab_sizes)
         self.item_mlp = mlp(self.item_in_dim, spec.hidden_dim, spec.embed_dim, spec.n_layers, spec.dropout) \
             if use_feat else None
         self.item_id = nn.Embedding(spec.n_items, spec.embed_dim) if spec.use_item_id else None

@@ -64,7 +64,7 @@ def trend_features(items: npt.NDArray[np.integer], times: npt.NDArray[np.number]
     n_b = n_buckets_for(n_items, h)
     t0, t1 = (float(times.min()), float(times.max())) if len(times) else (0.0, 0.0)
     width = max((t1 - t0) / n_b, 1.0)
-    bucket = np.minimum(((times - t0) // width).astype(np.int64), n_b - 1)
+    bucket = np.minimum(((times - t0) // width).astype(np.int64), n_b - 1)  # type: ignore[operator]  # float64 here
     keys = (bucket * n_items + items) if counted is None else (bucket * n_items + items)[counted]
     counts = np.bincount(keys, minlength=n_b * n_items).reshape(n_b, n_items).astype(np.float32)
     rates = np.log(2.0) / (np.asarray(half_lives_days, dtype=np.float64) * SECONDS_PER_DAY)  # (h,)

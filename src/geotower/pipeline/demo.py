@@ -69,7 +69,7 @@ def run_demo(out_dir: str | Path, cfg: RunConfig, demo: DemoConfig = DemoConfig(
     artifacts.write_table(raw / "places.csv", places)
     feats = _timed(t, "osm_features_for_simulator", lambda: compute_osm_features(
         places.rename(columns={"business_id": S.ITEM_ID}), pbf, cfg.features))
-    artifacts.write_table(raw / "osm_features.parquet", feats)  # type: ignore[arg-type]
+    artifacts.write_table(raw / "osm_features.parquet", feats)
     log(f"2/6 simulate {demo.n_reviews:,} Yelp-format reviews by {demo.n_users:,} diners")
     sim = SimConfig(n_reviews=demo.n_reviews, n_users=demo.n_users, seed=demo.seed)
     _timed(t, "simulate", lambda: simulate(raw / "places.csv", raw / "yelp", sim, raw / "osm_features.parquet",

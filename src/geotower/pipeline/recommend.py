@@ -20,18 +20,10 @@ import pandas as pd
 from geotower import artifacts
 from geotower import schema as S
 from geotower.errors import DataError
-from geotower.retrieve.index import (
-    FaissIndex,
-    Retriever,
-    build_index,
-    choose_kind,
-    embeddings_sha256,
-    load_index,
-    measure_recall,
-    read_index_meta,
-    save_index,
-)
-from geotower.retrieve.recommender import BundleLike, Query, Recommender, load_catalog, open_recommender, save_added
+from geotower.retrieve.catalog import BundleLike, load_catalog, save_added
+from geotower.retrieve.index import FaissIndex, Retriever, build_index, choose_kind, measure_recall
+from geotower.retrieve.index_store import embeddings_sha256, load_index, read_index_meta, save_index
+from geotower.retrieve.recommender import Query, Recommender, open_recommender
 
 Loader = Callable[[Path], BundleLike]
 

@@ -226,9 +226,9 @@ def _validator(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig) -> Valida
                       GeotowerWarning, stacklevel=3)
         return None
 
-    def validate_model(model: torch.nn.Module) -> dict[str, float]:
-        item_emb = model.all_item_embeddings().numpy()
-        user_emb = model.user_embeddings(fit_data.hist_indptr, fit_data.hist_items,
+    def validate_model(model: torch.nn.Module) -> dict[str, float]:  # fit() hands back the TwoTower it trains
+        item_emb = model.all_item_embeddings().numpy()  # type: ignore[operator]
+        user_emb = model.user_embeddings(fit_data.hist_indptr, fit_data.hist_items,  # type: ignore[operator]
                                          fit_data.hist_weights if cfg.model.history_weighted else None).numpy()
         metrics = evaluate_embeddings(user_emb, item_emb, users, relevant, seen, cfg.eval.k)
         return {k: float(v) for k, v in metrics.items()}

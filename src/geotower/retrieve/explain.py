@@ -82,14 +82,15 @@ class Explainer:
         out = np.zeros((len(hist), len(rows)))
         if not self.exact:
             keep = [c for c in range(self.item_emb.shape[1]) if c not in self.prior_cols]
-            return (self.item_emb[hist][:, keep] @ self.item_emb[rows][:, keep].T) / max(len(hist), 1)
+            dots: np.ndarray = self.item_emb[hist][:, keep] @ self.item_emb[rows][:, keep].T
+            return dots / max(len(hist), 1)
         h = torch.from_numpy(hist.astype(np.int64))
         with torch.no_grad():
             for m in self.members:
                 t = m.tower
                 if t.user_mlp is None:
                     continue
-                parts = []
+                parts: list[torch.Tensor] = []
                 if t.item_in_dim > 0:
                     parts.append(t.item_inputs(t.item_dense[h], t.item_cells[h]))
                 if t.spec.use_history and t.item_id is not None:

@@ -33,7 +33,8 @@ def haversine_km(lat: float, lon: float, lats: npt.NDArray[np.float64], lons: np
     dphi = p2 - p1
     dlmb = np.radians(lons - lon)
     a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    km: npt.NDArray[np.float64] = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return km
 
 
 def lon_half_width(lat: float, radius_km: float) -> float | None:
@@ -51,7 +52,7 @@ def _ranges(starts: npt.NDArray[np.int64], stops: npt.NDArray[np.int64]) -> npt.
     total = int(lengths.sum())
     if total == 0:
         return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths)
+    offsets: npt.NDArray[np.int64] = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths)
     return np.arange(total, dtype=np.int64) + offsets
 
 

@@ -18,25 +18,15 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import scipy.sparse as sp
 
-from geotower import artifacts
 from geotower import schema as S
 from geotower.errors import DataError, GeotowerWarning
+from geotower.retrieve.catalog import BundleLike, Catalog, load_catalog, with_none
 from geotower.retrieve.geo_filter import GeoFilter, haversine_km
-from geotower.retrieve.index import (
-    ExactIndex,
-    FloatArray,
-    IntArray,
-    Retriever,
-    build_index,
-    load_index,
-    read_index_meta,
-)
+from geotower.retrieve.index import ExactIndex, FloatArray, IntArray, Retriever, build_index
+from geotower.retrieve.index_store import load_index, read_index_meta
 
-ADDED_ITEMS = "added_items.parquet"
-ADDED_EMB = "added_items.safetensors"
 MAX_K = 1000
 EXACT_CANDIDATES_MAX = 20_000  # above this many geo candidates an ANN index searches them with an id selector
 
@@ -45,18 +35,12 @@ class UnknownIdError(DataError):
     """A user or item id that the run does not know (the service answers 404)."""
 
 
-class BundleLike(Protocol):
-    """The parts of ``geotower.model.bundle.ModelBundle`` (written by ``save_bundle``) that recommendation needs."""
+class ExplainerLike(Protocol):
+    """What :class:`Recommender` asks of ``retrieve.explain.Explainer`` (kept apart: that one imports torch)."""
 
-    item_ids: np.ndarray
-    item_emb: np.ndarray
-    user_ids: np.ndarray
-    user_emb: np.ndarray
-    items: pd.DataFrame
-    seen: sp.csr_matrix
-    popularity: np.ndarray
-
-    def embed_liked(self, liked_item_ids: Sequence[str]) -> np.ndarray: ...
+    def explain(self, q: np.ndarray, rows: np.ndarray, scores: np.ndarray, history: np.ndarray,
+                user_row: int | None, distance_km: np.ndarray | None, names: np.ndarray | None,
+                item_ids: np.ndarray) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -83,76 +67,6 @@ class Recommendation:
     qvec: FloatArray | None = None  # the query embedding (None for popularity), kept for explanations
     history: IntArray | None = None  # catalog rows the query embedding pooled (liked / train-seen places)
     user_row: int | None = None
-
-
-@dataclass
-class Catalog:
-    """All rankable items in embedding-row order: the bundle's items, then items added from features only."""
-
-    item_ids: np.ndarray  # (n,) str
-    emb: FloatArray  # (n, d)
-    names: np.ndarray | None  # (n,) object, None when the data has no names
-    lats: npt.NDArray[np.float64]  # (n,) NaN where unknown
-    lons: npt.NDArray[np.float64]
-    popularity: npt.NDArray[np.float64]  # (n,) train positive counts; 0 for added items
-    n_trained: int  # rows below this come from the bundle
-
-
-def _column(df: pd.DataFrame, col: str, n: int) -> npt.NDArray[np.float64]:
-    return df[col].to_numpy(dtype=np.float64) if col in df.columns else np.full(n, np.nan)
-
-
-def _names(df: pd.DataFrame) -> np.ndarray | None:
-    """Names as str objects (None where missing), whatever dtype the table stored them in."""
-    if S.NAME not in df.columns:
-        return None
-    names = df[S.NAME]
-    return np.where(names.notna().to_numpy(), names.astype(str).to_numpy(), None).astype(object)
-
-
-def load_catalog(bundle: BundleLike, run_dir: str | Path) -> Catalog:
-    """The bundle's items plus ``added_items.*`` of the run (written by ``geotower index RUN --add``)."""
-    items, n = bundle.items, len(bundle.item_ids)
-    emb = np.asarray(bundle.item_emb, dtype=np.float32)
-    ids, names = np.asarray(bundle.item_ids).astype(str), _names(items)
-    lats, lons = _column(items, S.LAT, n), _column(items, S.LON, n)
-    pop = np.asarray(bundle.popularity, dtype=np.float64)
-    added, added_emb = read_added(run_dir)
-    if added is not None and added_emb is not None:
-        m = len(added)
-        ids = np.concatenate([ids, added[S.ITEM_ID].astype(str).to_numpy()])
-        emb = np.concatenate([emb, added_emb])
-        extra = _names(added)
-        if names is not None or extra is not None:
-            names = np.concatenate([names if names is not None else np.full(n, None, dtype=object),
-                                    extra if extra is not None else np.full(m, None, dtype=object)])
-        lats = np.concatenate([lats, _column(added, S.LAT, m)])
-        lons = np.concatenate([lons, _column(added, S.LON, m)])
-        pop = np.concatenate([pop, np.zeros(m)])
-    return Catalog(ids, emb, names, lats, lons, pop, n)
-
-
-def read_added(run_dir: str | Path) -> tuple[pd.DataFrame | None, FloatArray | None]:
-    """Items added to a run from features only, with their item-tower embeddings (None, None when there are none)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / ADDED_ITEMS).exists():
-        return None, None
-    table = artifacts.read_table(run_dir / ADDED_ITEMS, dtype={S.ITEM_ID: str})
-    emb = artifacts.load_arrays(run_dir / ADDED_EMB)["emb"]
-    if len(emb) != len(table):
-        raise DataError(f"{len(table)} added items but {len(emb)} embeddings; re-add them", path=run_dir / ADDED_EMB)
-    return table, emb.astype(np.float32)
-
-
-def save_added(run_dir: str | Path, table: pd.DataFrame, emb: FloatArray) -> None:
-    """Append items (item_id [, name, lat, lon]) and their embeddings to the run's added-items store."""
-    keep = [c for c in (S.ITEM_ID, S.NAME, S.LAT, S.LON) if c in table.columns]
-    old, old_emb = read_added(run_dir)
-    table = table[keep].astype({S.ITEM_ID: str})
-    if old is not None and old_emb is not None:
-        table, emb = pd.concat([old, table], ignore_index=True), np.concatenate([old_emb, emb])
-    artifacts.save_arrays(Path(run_dir) / ADDED_EMB, {"emb": np.asarray(emb, dtype=np.float32)})
-    artifacts.write_table(Path(run_dir) / ADDED_ITEMS, table)
 
 
 def validate_query(query: Query) -> None:
@@ -189,7 +103,7 @@ class Recommender:
 
     def __init__(self, catalog: Catalog, user_ids: np.ndarray, user_emb: FloatArray, seen: sp.csr_matrix,
                  index: Retriever, embed_liked: Callable[[Sequence[str]], np.ndarray] | None = None,
-                 explainer: Any | None = None) -> None:
+                 explainer: ExplainerLike | None = None) -> None:
         self.catalog = catalog
         self.explainer = explainer  # a geotower.retrieve.explain.Explainer; None: answers carry no reasons
         self.user_ids = np.asarray(user_ids).astype(str)
@@ -302,8 +216,8 @@ class Recommender:
         dist = result.distance_km if result.distance_km is not None else np.full(len(rows), np.nan)
         names = c.names[rows].tolist() if c.names is not None else [None] * len(rows)
         cols = zip(c.item_ids[rows].tolist(), result.scores.astype(float).tolist(), names,
-                   np.where(np.isfinite(lats), lats, None).tolist(), np.where(np.isfinite(lons), lons, None).tolist(),
-                   np.where(np.isfinite(dist), dist, None).tolist(), strict=True)
+                   with_none(lats, np.isfinite(lats)).tolist(), with_none(lons, np.isfinite(lons)).tolist(),
+                   with_none(dist, np.isfinite(dist)).tolist(), strict=True)
         keys = ("item_id", "score", "name", "lat", "lon", "distance_km")
         out = [dict(zip(keys, values, strict=True)) for values in cols]
         if explain:

@@ -31,9 +31,9 @@ from starlette.routing import Match, Route
 
 from geotower.errors import DataError
 from geotower.retrieve import api_models as M
-from geotower.retrieve.index import read_index_meta
+from geotower.retrieve.catalog import BundleLike
+from geotower.retrieve.index_store import read_index_meta
 from geotower.retrieve.recommender import (
-    BundleLike,
     Query,
     Recommendation,
     Recommender,
@@ -50,7 +50,7 @@ _PAGE_CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'sel
              "frame-ancestors 'none'; base-uri 'none'")
 # Swagger UI's page starts the bundle from one inline script, so /docs alone may run inline scripts
 _DOCS_CSP = _PAGE_CSP.replace("default-src 'self';", "default-src 'self'; script-src 'self' 'unsafe-inline';")
-_NOT_FOUND = {404: {"model": M.ErrorResponse, "description": "unknown user or item"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": M.ErrorResponse, "description": "unknown user or item"}}
 _SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                      "X-Frame-Options": "DENY", "Cross-Origin-Resource-Policy": "same-origin"}
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"

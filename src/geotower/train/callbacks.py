@@ -157,7 +157,7 @@ class Checkpointer:
                   .items()}
         try:
             self.model.load_state_dict(_prefixed(arrays, "model."))
-            opt_state = {int(key.split(".")[0]): {} for key in meta["opt_shapes"]}
+            opt_state: dict[int, dict[str, Tensor]] = {int(key.split(".")[0]): {} for key in meta["opt_shapes"]}
             for key, shape in meta["opt_shapes"].items():
                 pid, name = key.split(".", 1)
                 opt_state[int(pid)][name] = arrays[f"opt.{key}"].reshape(shape)

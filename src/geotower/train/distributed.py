@@ -168,9 +168,10 @@ def _rows_of(model: nn.Module, batch: Batch, rows: Tensor) -> nn.Module:
     view = copy.copy(model)  # shallow: shares parameters, buffers and modules
 
     def encode_known_users(_history: Any, _users: Tensor) -> Tensor:
-        return model.encode_known_users(batch.history, batch.users)[rows]  # type: ignore[operator]
+        users: Tensor = model.encode_known_users(batch.history, batch.users)  # type: ignore[operator]  # a TwoTower
+        return users[rows]
 
-    view.encode_known_users = encode_known_users  # type: ignore[method-assign]
+    view.encode_known_users = encode_known_users  # type: ignore[assignment]
     return view
 
 

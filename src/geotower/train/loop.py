@@ -242,10 +242,10 @@ def _softmax_step(model: TwoTower, batch: Batch, u: Tensor, has_prior: bool) -> 
     logits is an accumulating index_put that sorts b * columns indices (~15 % of a step); gathering (columns, d)
     embeddings costs an index_add over columns rows instead. The values are the same.
     """
-    v = model.encode_items(batch.unique_items)  # (u, d): each distinct candidate once
+    v = model.encode_items(batch.unique_items)  # type: ignore[arg-type]  # (u, d): set on every softmax batch
     scale, bias, full = model.score_scale, model.item_bias, batch.full
     logits = u @ (v.T if full else v[batch.columns].T) * scale  # (b, n_items) / (b, b + m)
-    col_items = batch.unique_items if full else batch.unique_items[batch.columns]
+    col_items = batch.unique_items if full else batch.unique_items[batch.columns]  # type: ignore[index]  # as above
     if has_prior:
         logits = logits + model.trend_bias(batch.buckets, None if full else col_items)  # type: ignore[arg-type, operator]
     if bias is not None:

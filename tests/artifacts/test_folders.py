@@ -1,83 +1,21 @@
-"""Artifacts: atomic writes leave no half file; safe formats only; fingerprints say what differs."""
+"""Atomic run and dataset folders: staging, swap, recovery, verification (geotower.artifacts.folders)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from geotower import artifacts
-from geotower.errors import ArtifactError, DataError
+from geotower.artifacts import folders
+from geotower.errors import ArtifactError
 
 
-def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
-    target = tmp_path / "x.json"
-    artifacts.write_json(target, {"a": 1})
-
-    def crash(p: Path) -> None:
-        p.write_text("half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        artifacts.write_with(target, crash)
-    assert artifacts.read_json(target) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp file left behind
-
-
-def test_tables_and_arrays_round_trip(tmp_path: Path) -> None:
-    df = pd.DataFrame({"item_id": ["a", "b"], "v": [1.5, 2.5]})
-    for suffix in (".parquet", ".csv"):
-        artifacts.write_table(tmp_path / f"t{suffix}", df)
-        back = artifacts.read_table(tmp_path / f"t{suffix}")
-        assert back["v"].tolist() == [1.5, 2.5]
-    arrays = {"emb": np.arange(6, dtype=np.float32).reshape(2, 3)}
-    artifacts.save_arrays(tmp_path / "a.safetensors", arrays)
-    np.testing.assert_array_equal(artifacts.load_arrays(tmp_path / "a.safetensors")["emb"], arrays["emb"])
-
-
-def test_bad_files_are_named(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="unsupported table extension"):
-        artifacts.write_table(tmp_path / "t.xlsx", pd.DataFrame())
-    with pytest.raises(DataError, match="does not exist"):
-        artifacts.read_table(tmp_path / "missing.parquet")
-    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
-    with pytest.raises(DataError, match="broken.parquet"):
-        artifacts.read_table(tmp_path / "broken.parquet")
-    (tmp_path / "c.json").write_text("{")
-    with pytest.raises(ArtifactError, match="corrupt JSON"):
-        artifacts.read_json(tmp_path / "c.json")
-    (tmp_path / "c.safetensors").write_bytes(b"junk")
-    with pytest.raises(ArtifactError, match="corrupt safetensors"):
-        artifacts.load_arrays(tmp_path / "c.safetensors")
-
-
-def test_fingerprint_diff_says_what_changed(tmp_path: Path) -> None:
-    f = tmp_path / "items.csv"
-    f.write_text("item_id\na\n")
-    before = artifacts.fingerprint({"items": f}, {"items": 1})
-    assert artifacts.fingerprint_diff(before, artifacts.fingerprint({"items": f}, {"items": 1})) == []
-    f.write_text("item_id\na\nb\n")
-    diff = artifacts.fingerprint_diff(before, artifacts.fingerprint({"items": f}, {"items": 2}))
-    assert any("items: content differs" in d for d in diff)
-    assert any("items rows: 1 at training, 2 now" in d for d in diff)
-
-
-def test_manifest_records_config_and_fingerprint(tmp_path: Path) -> None:
-    artifacts.write_manifest(tmp_path, {"seed": 1}, {"files": {}, "rows": {"items": 3}}, {"note": "x"})
-    assert artifacts.read_json(tmp_path / "config.json") == {"seed": 1}
-    manifest = artifacts.read_json(tmp_path / "manifest.json")
-    assert manifest["data"]["rows"]["items"] == 3 and manifest["note"] == "x" and "geotower" in manifest
-
-
-# --- atomic folders (issue #13: one mechanism for every command's output) ------------------------------------
 def _folder(path: Path, **files: str) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (path / name).write_text(text)
     return path
-
 
 def test_staged_folder_swaps_in_complete_and_keeps_old_on_failure(tmp_path: Path) -> None:
     final = tmp_path / "out"
@@ -95,17 +33,15 @@ def test_staged_folder_swaps_in_complete_and_keeps_old_on_failure(tmp_path: Path
     assert sorted(p.name for p in final.iterdir()) == ["a.txt", "b.txt", "complete.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging or backup folder left
 
-
 @pytest.mark.parametrize("exchange", [True, False])
 def test_swap_with_and_without_renameat2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
     if not exchange:
-        monkeypatch.setattr(artifacts, "_renameat2_exchange", lambda a, b: False)
+        monkeypatch.setattr(folders, "_renameat2_exchange", lambda a, b: False)
     final = _folder(tmp_path / "out", **{"old.txt": "old"})
     with artifacts.staged_folder(final, "run") as stage:
         (stage / "new.txt").write_text("new")
     assert sorted(p.name for p in final.iterdir()) == ["complete.json", "new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-
 
 def test_recover_finishes_or_undoes_an_interrupted_swap(tmp_path: Path) -> None:
     final = tmp_path / "out"
@@ -125,7 +61,6 @@ def test_recover_finishes_or_undoes_an_interrupted_swap(tmp_path: Path) -> None:
     artifacts.write_marker(stage, "run", 1)
     artifacts.recover_folder(final)
     assert (final / "v.txt").read_text() == "2" and not stage.exists()
-
 
 def test_recover_drops_dead_stages_but_keeps_resumable_and_live_ones(tmp_path: Path) -> None:
     final = tmp_path / "out"
@@ -151,7 +86,6 @@ def test_recover_drops_dead_stages_but_keeps_resumable_and_live_ones(tmp_path: P
         child.wait()
     assert os.getpid() > 0
 
-
 def test_verify_folder_messages(tmp_path: Path) -> None:
     final = tmp_path / "data"
     with artifacts.staged_folder(final, "dataset") as stage:
@@ -164,7 +98,6 @@ def test_verify_folder_messages(tmp_path: Path) -> None:
     artifacts.write_json(final / "complete.json", marker)
     with pytest.raises(ArtifactError, match="outside the folder"):
         artifacts.verify_folder(final, "dataset")
-
 
 def test_output_path_checks(tmp_path: Path) -> None:
     from geotower.errors import ConfigError
@@ -187,34 +120,3 @@ def test_output_path_checks(tmp_path: Path) -> None:
             artifacts.check_output_dir(ro / "out")
     finally:
         ro.chmod(0o700)
-
-
-def test_csv_ids_keep_leading_zeros(tmp_path: Path) -> None:
-    """Case 6: ``features osm --merge`` on a CSV dataset rewrote 007 as 7."""
-    (tmp_path / "items.csv").write_text("item_id,user_id,v\n007,0012,1.5\n")
-    table = artifacts.read_table(tmp_path / "items.csv")
-    assert table["item_id"].tolist() == ["007"] and table["user_id"].tolist() == ["0012"]
-    artifacts.write_table(tmp_path / "out.csv", table)
-    assert (tmp_path / "out.csv").read_text().splitlines()[1].startswith("007,0012")
-
-
-def test_directory_given_as_a_file_is_named(tmp_path: Path) -> None:
-    (tmp_path / "items.csv").mkdir()
-    with pytest.raises(DataError, match="is a folder"):
-        artifacts.read_table(tmp_path / "items.csv")
-    (tmp_path / "a.safetensors").mkdir()
-    with pytest.raises(ArtifactError, match="is a folder"):
-        artifacts.load_arrays(tmp_path / "a.safetensors")
-
-
-def test_run_manifest_round_trip_and_types(tmp_path: Path) -> None:
-    artifacts.write_manifest(tmp_path, {"seed": 1}, {"files": {}, "rows": {}}, {"dataset_dir": "/d", "n": 3})
-    m = artifacts.read_manifest(tmp_path)
-    assert m.format == artifacts.MANIFEST_FORMAT and m.dataset_dir == "/d" and m.extra == {"n": 3}
-    assert "torch" in m.versions and m.to_dict()["n"] == 3
-    with pytest.raises(ArtifactError, match="newer"):
-        artifacts.RunManifest.from_dict({"format": 99})
-    with pytest.raises(ArtifactError, match="dataset_dir"):
-        artifacts.RunManifest.from_dict({"data": [], "dataset_dir": 5})
-    layout = artifacts.RunLayout(tmp_path)
-    assert layout / layout.MODEL_WEIGHTS == tmp_path / "model.safetensors"
