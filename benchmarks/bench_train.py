@@ -191,13 +191,16 @@ def run_same(data: Path, overrides: list[str]) -> dict[str, Any]:
     n_u, n_i = len(users), len(x)
     data_t = build_train_data(u_codes.astype(np.int64), items.astype(np.int64), np.ones(len(items), bool),
                               np.ones(len(items), np.float32), n_u, n_i, "bpr")
-    spec = TowerSpec(n_i, n_u, x.shape[1], 0, [], 32, EMBED, HIDDEN, 1, 0.0, False, False, True, False, 0.0,
-                     False, 1.0)
+    spec = TowerSpec(n_items=n_i, n_users=n_u, item_dense_dim=x.shape[1], user_dense_dim=0, cell_vocab_sizes=[],
+                     cell_dim=32, embed_dim=EMBED, hidden_dim=HIDDEN, n_layers=1, dropout=0.0, use_item_id=False,
+                     use_user_id=False, use_item_features=True, use_history=False, id_dropout=0.0, normalize=False,
+                     temperature=1.0, members=1)
     torch.manual_seed(0)
     model = TwoTower(spec, torch.from_numpy(x), torch.zeros(n_i, 0, dtype=torch.long), torch.zeros(n_u, 0),
                      torch.zeros(n_i))
     opt = torch.optim.Adam(model.parameters(), lr=LR)
-    sampler = BatchSampler(data_t, "bpr", BATCH, 1, 0.0, False, False, False, torch.Generator().manual_seed(0))
+    sampler = BatchSampler(data_t, "bpr", BATCH, 1, logq=False, leave_one_out=False,
+                           generator=torch.Generator().manual_seed(0))
     t0 = time.perf_counter()
     state = fit(model, opt, sampler, two_tower_loss("bpr"), epochs=1, progress=False)
     secs = time.perf_counter() - t0

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from geotower import artifacts
 from geotower import schema as S
 from geotower.ingest.dataset import Dataset, load_dataset
+from geotower.ingest.protocol import pair_csr
 from geotower.ingest.split import holdout_split
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,12 +98,6 @@ class Task:
         return len(self.item_ids)
 
 
-def _csr(u: np.ndarray, i: np.ndarray, w: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    m = sp.csr_matrix((w.astype(np.float32), (u, i)), shape=shape)
-    m.sum_duplicates()
-    return m
-
-
 def load_task(name: str, data_dir: Path) -> Task:
     """Read the dataset folder, carve validation with ``holdout_split`` and build the sparse matrices."""
     ds = load_dataset(data_dir)
@@ -116,10 +111,10 @@ def load_task(name: str, data_dir: Path) -> Task:
     shape = (len(user_ids), len(item_ids))
     tr, va = split.train, split.test
     tr_pos = tr[pos[tr]]
-    train_pos = _csr(u_codes[tr_pos], i_codes[tr_pos], w[tr_pos], shape)
-    seen = _csr(u_codes[tr], i_codes[tr], np.ones(len(tr)), shape)
+    train_pos = pair_csr(u_codes[tr_pos], i_codes[tr_pos], shape, w[tr_pos])
+    seen = pair_csr(u_codes[tr], i_codes[tr], shape, np.ones(len(tr)))  # counts, as before
     va_pos = va[pos[va]]
-    relevant = _csr(u_codes[va_pos], i_codes[va_pos], np.ones(len(va_pos)), shape)
+    relevant = pair_csr(u_codes[va_pos], i_codes[va_pos], shape, np.ones(len(va_pos)))
     warm = np.flatnonzero(np.diff(train_pos.indptr) > 0)
     events = None
     if S.TIMESTAMP in inter.columns:

@@ -6,6 +6,7 @@ Every data problem carries the file, the row/line and the column it concerns, so
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class GeotowerError(Exception):
@@ -59,6 +60,13 @@ class ArtifactError(GeotowerError):
 
 class NotFittedError(GeotowerError, ValueError, AttributeError):
     """A fitted component (encoder, baseline, index) was used before ``fit``."""
+
+
+def require_fitted(obj: object, attr: str) -> Any:
+    """``obj.<attr>`` (a ``*_`` attribute that ``fit`` sets), or :class:`NotFittedError` naming the class."""
+    if not hasattr(obj, attr):
+        raise NotFittedError(f"{type(obj).__name__} is not fitted; call fit() first")
+    return getattr(obj, attr)
 
 
 class GeotowerWarning(UserWarning):

@@ -93,7 +93,7 @@ def test_item_bias_gets_gradients_in_every_loss() -> None:
                             "softmax")
     for loss in ("softmax", "bpr", "bce"):
         model = tower(item_bias=True).train()
-        sampler = BatchSampler(data, loss, 4, 2, 0.0, False, True, False, torch.Generator().manual_seed(0),
+        sampler = BatchSampler(data, loss, 4, 2, logq=False, generator=torch.Generator().manual_seed(0),
                                full_softmax=loss == "softmax")
         two_tower_loss(loss)(model, next(sampler.epoch())).backward()
         assert model.item_bias.grad is not None and model.item_bias.grad.abs().sum() > 0, loss

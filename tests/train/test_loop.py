@@ -94,7 +94,7 @@ def test_trend_prior_is_learned_when_recent_popularity_predicts(loss: str) -> No
     model = TwoTower(spec, torch.zeros(n_items, 0), torch.zeros(n_items, 0, dtype=torch.long), torch.zeros(n_users, 0),
                      torch.ones(n_items))
     model.set_trend(data.trend_table, data.trend_now)
-    sampler = BatchSampler(data, loss, 256, 4, 0.0, False, True, False, torch.Generator().manual_seed(0),
+    sampler = BatchSampler(data, loss, 256, 4, logq=False, generator=torch.Generator().manual_seed(0),
                            full_softmax=True)
     batch = next(sampler.epoch())
     assert batch.buckets is not None and batch.buckets.shape == batch.users.shape

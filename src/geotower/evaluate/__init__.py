@@ -9,6 +9,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "metrics": ("METRIC_NAMES", "evaluate_embeddings", "evaluate_scorer", "topk_metrics"),
     "heldout": ("HeldOut", "build_heldout"),
     "baselines": ("MostPopular",),
+    "cf_models": (),
     "stats": ("paired_test", "per_user", "standard_error"),
     "report": ("ModelResult", "write_report"),
     "map_plot": ("plot_recommendations_map",),
@@ -18,7 +19,8 @@ _HOMES: dict[str, tuple[str, ...]] = {
 }
 
 __all__ = [
-    "HeldOut", "METRIC_NAMES", "ModelResult", "MostPopular", "baselines", "build_heldout", "evaluate_embeddings",
+    "HeldOut", "METRIC_NAMES", "ModelResult", "MostPopular", "baselines", "build_heldout", "cf_models",
+    "evaluate_embeddings",
     "evaluate_scorer", "formulas", "heldout", "map_plot", "metrics", "paired_test", "per_user",
     "plot_recommendations_map", "report", "scoring", "standard_error", "stats", "topk", "topk_metrics", "write_report",
 ]

@@ -6,7 +6,9 @@ The public names below load their module on first use (:mod:`geotower._lazy`), s
 from geotower._lazy import lazy_exports
 
 _HOMES: dict[str, tuple[str, ...]] = {
-    "towers": ("TowerEnsemble", "TowerSpec", "TwoTower"),
+    "towers": ("TowerSpec", "TwoTower"),
+    "ensemble": ("TowerEnsemble", "build_towers"),
+    "history": ("History", "history_bags"),
     "encoders": ("GeoEncoder", "TableEncoder"),
     "losses": ("bce_loss", "bpr_loss", "softmax_loss"),
     "bundle": ("load_bundle", "save_bundle"),
@@ -14,8 +16,9 @@ _HOMES: dict[str, tuple[str, ...]] = {
 }
 
 __all__ = [
-    "GeoEncoder", "TableEncoder", "TowerEnsemble", "TowerSpec", "TwoTower", "bce_loss", "bpr_loss", "bundle",
-    "encoders", "load_bundle", "losses", "save_bundle", "softmax_loss", "towers", "trend", "trend_features",
+    "GeoEncoder", "History", "TableEncoder", "TowerEnsemble", "TowerSpec", "TwoTower", "bce_loss", "bpr_loss",
+    "build_towers", "bundle", "encoders", "ensemble", "history", "history_bags", "load_bundle", "losses",
+    "save_bundle", "softmax_loss", "towers", "trend", "trend_features",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from geotower import schema as S
-from geotower.errors import ArtifactError, DataError, GeotowerWarning, NotFittedError
+from geotower.errors import ArtifactError, DataError, GeotowerWarning, require_fitted
 
 MAX_CATEGORIES = 200
 
@@ -33,11 +33,6 @@ class Encoded:
 
     dense: npt.NDArray[np.float32]
     cells: npt.NDArray[np.int64]
-
-
-def _check_fitted(obj: Any, attr: str) -> None:
-    if not hasattr(obj, attr):
-        raise NotFittedError(f"{type(obj).__name__} is not fitted; call fit() first")
 
 
 class GeoEncoder:
@@ -88,7 +83,7 @@ class GeoEncoder:
         return [len(v) + 1 for v in self.vocab_]
 
     def transform(self, lat: np.ndarray, lon: np.ndarray) -> Encoded:
-        _check_fitted(self, "lat0_")
+        require_fitted(self, "lat0_")
         xy = self._project(lat, lon)
         n = len(lat)
         cells = np.zeros((n, len(self.vocab_)), dtype=np.int64)
@@ -103,7 +98,7 @@ class GeoEncoder:
         return Encoded(dense, cells)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        _check_fitted(self, "lat0_")
+        require_fitted(self, "lat0_")
         meta = {"kind": self.kind, "cells_m": list(self.cells_m), "n_rff": self.n_rff, "seed": self.seed,
                 "lat0": self.lat0_, "lon0": self.lon0_, "levels": len(self.vocab_)}
         arrays = {f"geo.vocab{i}": v for i, v in enumerate(self.vocab_)}
@@ -190,19 +185,19 @@ class TableEncoder:
     @property
     def feature_columns(self) -> list[str]:
         """Every input column the encoder reads (the feature schema checked at serving time)."""
-        _check_fitted(self, "numeric_")
+        require_fitted(self, "numeric_")
         geo = [S.LAT, S.LON] if self.geo_ is not None else []
         return self.numeric_ + list(self.multi_label) + list(self.categorical) + geo
 
     @property
     def dense_dim(self) -> int:
-        _check_fitted(self, "numeric_")
+        require_fitted(self, "numeric_")
         geo = self.geo_.dense_dim if self.geo_ is not None else 0
         return len(self.numeric_) + sum(len(v) for v in self.vocab_.values()) + geo
 
     @property
     def cell_vocab_sizes(self) -> list[int]:
-        _check_fitted(self, "numeric_")
+        require_fitted(self, "numeric_")
         return self.geo_.cell_vocab_sizes if self.geo_ is not None else []
 
     def check_columns(self, df: pd.DataFrame) -> None:
@@ -221,7 +216,7 @@ class TableEncoder:
 
     def transform(self, df: pd.DataFrame) -> Encoded:
         """Encode rows with the fitted state: (n, dense_dim) float32 plus (n, levels) cell ids."""
-        _check_fitted(self, "numeric_")
+        require_fitted(self, "numeric_")
         x = self._numeric_matrix(df, fit=False)
         z = (np.where(self.log_, np.log1p(np.clip(x, 0, None)), x) - self.mean_) / self.std_
         parts = [z.astype(np.float32)]
@@ -237,7 +232,7 @@ class TableEncoder:
     # --- state ------------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON-able metadata and named arrays that :meth:`from_state` rebuilds the encoder from."""
-        _check_fitted(self, "numeric_")
+        require_fitted(self, "numeric_")
         meta: dict[str, Any] = {
             "id_column": self.id_column, "multi_label": self.multi_label, "categorical": list(self.categorical),
             "exclude": list(self.exclude), "geo_kind": self.geo_kind, "cells_m": list(self.cells_m),

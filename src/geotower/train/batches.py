@@ -135,9 +135,9 @@ class BatchSampler:
         full_softmax: softmax over every item (the columns are the whole catalogue; no sampling, no logQ).
     """
 
-    def __init__(self, data: TrainData, loss: str, batch_size: int, n_negatives: int, hard_ratio: float,
-                 logq: bool, leave_one_out: bool, weighted_history: bool, generator: torch.Generator,
-                 full_softmax: bool = False) -> None:
+    def __init__(self, data: TrainData, loss: str, batch_size: int, n_negatives: int, *, generator: torch.Generator,
+                 hard_ratio: float = 0.0, logq: bool = True, leave_one_out: bool = True,
+                 weighted_history: bool = False, full_softmax: bool = False) -> None:
         self.data, self.loss, self.batch_size = data, loss, batch_size
         self.n_negatives, self.hard_ratio, self.logq = n_negatives, hard_ratio, logq
         self.leave_one_out, self.weighted_history = leave_one_out, weighted_history
