@@ -30,6 +30,14 @@ class History:
     exclude: Tensor | None = None
     exclude_w: Tensor | None = None
 
+    def to(self, device: torch.device) -> History:
+        """The same bags on ``device`` (batches are built on the CPU, the towers may train on a GPU)."""
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
+        return History(self.items.to(device), self.offsets.to(device), self.weights.to(device),
+                       self.totals.to(device), move(self.rows), move(self.exclude), move(self.exclude_w))
+
     @property
     def n_rows(self) -> int:
         return len(self.offsets) if self.rows is None else len(self.rows)

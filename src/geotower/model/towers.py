@@ -265,7 +265,7 @@ class TwoTower(nn.Module):
     def _now_prior(self, idx: Tensor | None, n: int) -> Tensor:
         """(n,) score offset of items ``idx`` now (trend at the end of training + item bias); new items (None)
         have no interactions and the mean bias of the trained items."""
-        out = torch.zeros(n)
+        out = torch.zeros(n, device=self.item_known.device)
         if self.trend_weight is not None and idx is not None:
             out = out + (self.trend_now @ self.trend_weight)[idx]
         if self.item_bias is not None:
@@ -279,7 +279,7 @@ class TwoTower(nn.Module):
     def retrieval_users(self, z: Tensor) -> Tensor:
         """Tower outputs (n, embed_dim) -> retrieval space: score scale baked in, plus the prior column."""
         z = z * self.score_scale
-        return torch.cat([z, torch.ones(len(z), 1)], dim=1) if self._prior_column() else z
+        return torch.cat([z, torch.ones(len(z), 1, device=z.device)], dim=1) if self._prior_column() else z
 
     def retrieval_items(self, v: Tensor, idx: Tensor | None) -> Tensor:
         """Item tower outputs -> retrieval space; ``idx`` None = new items (no interactions)."""
@@ -302,7 +302,7 @@ class TwoTower(nn.Module):
 
     def all_item_embeddings(self, chunk: int = 65536) -> Tensor:
         """(n_items, embed_dim [+1]) retrieval embeddings of every item (eval mode: no ID dropout)."""
-        idx = torch.arange(self.spec.n_items)
+        idx = torch.arange(self.spec.n_items, device=self.item_known.device)
         v = torch.cat([self.encode_items(idx[s:s + chunk]) for s in range(0, len(idx), chunk)])
         return self.retrieval_items(v, idx)
 
@@ -310,9 +310,10 @@ class TwoTower(nn.Module):
                         chunk: int = 8192) -> Tensor:
         """(n_users, embed_dim) embeddings of every indexed user, history = the CSR rows ``indptr, hist_items``.
 
-        The score scale (1 / temperature) is baked in, so ``user @ item.T`` ranks like the training logits.
+        The score scale (1 / temperature) is baked in, so ``user @ item.T`` ranks like the training logits. The
+        bags are built where the CSR lives (the CPU) and encoded where the model lives.
         """
-        users = torch.arange(self.spec.n_users)
-        out = [self.encode_known_users(history_bags(indptr, hist_items, hist_weights, users[s:s + chunk]),
-                                       users[s:s + chunk]) for s in range(0, len(users), chunk)]
+        users, device = torch.arange(self.spec.n_users), self.item_known.device
+        out = [self.encode_known_users(history_bags(indptr, hist_items, hist_weights, users[s:s + chunk]).to(device),
+                                       users[s:s + chunk].to(device)) for s in range(0, len(users), chunk)]
         return self.retrieval_users(torch.cat(out))

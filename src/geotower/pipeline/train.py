@@ -113,9 +113,6 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     """
     t0 = time.perf_counter()
     validate(cfg)
-    if resolve_device(cfg.train.device).type != "cpu":
-        raise ConfigError(f"train.device={cfg.train.device!r}: a CUDA GPU was found, but training on it is not "
-                          "implemented yet; use train.device=cpu (auto picks cuda when one is available)")
     progress = progress and dist.is_main
     out = Path(out_dir)
     setup = build_setup(Path(data_dir).resolve(), cfg)
@@ -227,9 +224,9 @@ def _validator(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig) -> Valida
         return None
 
     def validate_model(model: torch.nn.Module) -> dict[str, float]:  # fit() hands back the TwoTower it trains
-        item_emb = model.all_item_embeddings().numpy()  # type: ignore[operator]
+        item_emb = model.all_item_embeddings().cpu().numpy()  # type: ignore[operator]
         user_emb = model.user_embeddings(fit_data.hist_indptr, fit_data.hist_items,  # type: ignore[operator]
-                                         fit_data.hist_weights if cfg.model.history_weighted else None).numpy()
+                                         fit_data.hist_weights if cfg.model.history_weighted else None).cpu().numpy()
         metrics = evaluate_embeddings(user_emb, item_emb, users, relevant, seen, cfg.eval.k)
         return {k: float(v) for k, v in metrics.items()}
 
@@ -251,17 +248,18 @@ def _calibrate_trend(model: TwoTower, setup: TrainSetup, fit_data: TrainData, cf
     n_u, n_i = seen.shape
     seen_keys = np.repeat(np.arange(n_u, dtype=np.int64), np.diff(seen.indptr)) * n_i + seen.indices
     with torch.no_grad():
-        items = model.all_item_embeddings()[:, :-1]  # drop the prior column: it is what gets refit
+        items = model.all_item_embeddings()[:, :-1].cpu()  # drop the prior column: it is what gets refit
         users = model.user_embeddings(fit_data.hist_indptr, fit_data.hist_items,
-                                      fit_data.hist_weights if cfg.model.history_weighted else None)[:, :-1]
+                                      fit_data.hist_weights if cfg.model.history_weighted else None)[:, :-1].cpu()
     return calibrate_weights(users, items, fit_data.trend_now, torch.from_numpy(u[ok]), torch.from_numpy(i[ok]),
-                             torch.from_numpy(np.sort(seen_keys)), model.trend_weight.detach(), seed=cfg.seed)
+                             torch.from_numpy(np.sort(seen_keys)), model.trend_weight.detach().cpu(), seed=cfg.seed)
 
 
 # --- stage 4: the run folder -----------------------------------------------------------------------
 def _write_run(out: Path, setup: TrainSetup, cfg: RunConfig, model: TwoTower | TowerEnsemble, state: LoopState,
                all_data: TrainData, wall: float) -> TrainResult:
     """Embed with all train positives (``all_data``) as history, then write the bundle, manifest and curves."""
+    model.cpu()  # trained on a GPU or not: the run's embeddings and weights are exported from the CPU
     if all_data.trend_now is not None:  # the prior "now" = after every training row (without refit too)
         model.set_trend(None, all_data.trend_now)
     with torch.no_grad():

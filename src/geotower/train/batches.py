@@ -9,7 +9,7 @@ history bags are all vectorised.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -118,6 +118,18 @@ class Batch:
     buckets: Tensor | None = None  # (b,) time bucket of each row (trend prior)
     full: bool = False  # full softmax: the columns are the whole catalogue in order (no gather needed)
 
+    def to(self, device: torch.device) -> Batch:
+        """The same batch on ``device`` (built on the CPU by the sampler, trained where the model lives)."""
+        moved: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Tensor):
+                value = value.to(device, non_blocking=True)
+            elif isinstance(value, History):
+                value = value.to(device)
+            moved[f.name] = value
+        return Batch(**moved)  # type: ignore[arg-type]
+
 
 class BatchSampler:
     """Shuffles the rows each epoch and samples negatives with one explicit generator.
@@ -133,16 +145,19 @@ class BatchSampler:
         weighted_history: weight history items by their confidence instead of a plain mean.
         generator: the only source of randomness.
         full_softmax: softmax over every item (the columns are the whole catalogue; no sampling, no logQ).
+        device: where the batches go (built on the CPU, moved in the prefetch thread); None/cpu = stay.
     """
 
     def __init__(self, data: TrainData, loss: str, batch_size: int, n_negatives: int, *, generator: torch.Generator,
                  hard_ratio: float = 0.0, logq: bool = True, leave_one_out: bool = True,
-                 weighted_history: bool = False, full_softmax: bool = False) -> None:
+                 weighted_history: bool = False, full_softmax: bool = False, device: torch.device | None = None
+                 ) -> None:
         self.data, self.loss, self.batch_size = data, loss, batch_size
         self.n_negatives, self.hard_ratio, self.logq = n_negatives, hard_ratio, logq
         self.leave_one_out, self.weighted_history = leave_one_out, weighted_history
         self.generator = generator
         self.full_softmax = full_softmax and loss == "softmax"
+        self.device = None if device is None or device.type == "cpu" else device  # None: batches stay on the CPU
 
     def __len__(self) -> int:
         return (len(self.data.users) + self.batch_size - 1) // self.batch_size
@@ -211,7 +226,8 @@ class BatchSampler:
         """Yield the batches of one epoch (shuffled with the generator)."""
         perm = torch.randperm(len(self.data.users), generator=self.generator)
         for start in range(0, len(perm), self.batch_size):
-            yield self._batch(perm[start:start + self.batch_size])
+            batch = self._batch(perm[start:start + self.batch_size])
+            yield batch if self.device is None else batch.to(self.device)
 
 
 def geo_neighbours(lat: np.ndarray, lon: np.ndarray, radius_km: float, max_pairs: int = 20_000_000

@@ -133,6 +133,8 @@ class Checkpointer:
             arrays.update({f"opt.{pid}.{k}": v.reshape(-1) for k, v in tensors.items()})
         arrays["rng.torch"] = torch.get_rng_state()
         arrays["rng.generator"] = self.generator.get_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():  # ID dropout on a GPU draws from its RNG
+            arrays["rng.cuda"] = torch.cuda.get_rng_state()
         stem = self.folder / f"epoch_{state.epoch:04d}"
         artifacts.save_arrays(stem.with_suffix(".safetensors"), {k: _np(v) for k, v in arrays.items()})
         meta = {"state": state.to_json(), "param_groups": opt["param_groups"],
@@ -166,6 +168,8 @@ class Checkpointer:
             raise ArtifactError(f"checkpoint {stem} does not match this model/config: {exc}") from None
         torch.set_rng_state(arrays["rng.torch"])
         self.generator.set_state(arrays["rng.generator"])
+        if "rng.cuda" in arrays and torch.cuda.is_available():
+            torch.cuda.set_rng_state(arrays["rng.cuda"])
         best = _prefixed(arrays, "best.") or None
         return LoopState.from_json(meta["state"], best)
 

@@ -250,5 +250,5 @@ def _softmax_step(model: TwoTower, batch: Batch, u: Tensor, has_prior: bool) -> 
         logits = logits + model.trend_bias(batch.buckets, None if full else col_items)  # type: ignore[arg-type, operator]
     if bias is not None:
         logits = logits + bias[col_items][None, :]
-    target = torch.arange(len(batch.users)) if batch.target is None else batch.target
+    target = torch.arange(len(batch.users), device=u.device) if batch.target is None else batch.target
     return softmax_loss(logits, target, batch.weights, batch.log_q, batch.invalid)

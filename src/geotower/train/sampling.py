@@ -18,6 +18,7 @@ from geotower.errors import GeotowerWarning
 from geotower.ingest.dataset import Dataset
 from geotower.ingest.protocol import IdIndex
 from geotower.train.batches import BatchSampler, TrainData, build_train_data, geo_neighbours
+from geotower.train.distributed import resolve_device
 
 __all__ = ["confidence", "hard_negative_neighbours", "make_sampler", "train_data"]
 
@@ -62,4 +63,4 @@ def make_sampler(data: TrainData, cfg: RunConfig, gen: torch.Generator) -> Batch
     return BatchSampler(data, t.loss, t.batch_size, t.n_negatives, hard_ratio=t.hard_negative_ratio,
                         logq=t.logq_correction, leave_one_out=t.history_leave_one_out,
                         weighted_history=cfg.model.history_weighted, generator=gen,
-                        full_softmax=data.n_items <= t.full_softmax_max_items)
+                        full_softmax=data.n_items <= t.full_softmax_max_items, device=resolve_device(t.device))

@@ -20,7 +20,7 @@ from geotower.ingest.protocol import IdIndex, SplitRows
 from geotower.model.encoders import TableEncoder
 from geotower.model.towers import TowerSpec, TwoTower
 from geotower.train.batches import TrainData
-from geotower.train.distributed import SINGLE, Dist, distributed_loss
+from geotower.train.distributed import SINGLE, Dist, distributed_loss, resolve_device
 from geotower.train.loop import fit, two_tower_loss
 from geotower.train.sampling import Neighbours, make_sampler
 
@@ -70,6 +70,7 @@ def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: 
     if model.item_bias is not None:  # start from the smoothed log-popularity; training refines it
         counts = torch.bincount(data.items, minlength=setup.spec.n_items).float()
         model.item_bias.data.copy_(torch.log1p(counts) - torch.log1p(counts).mean())
+    model.to(resolve_device(cfg.train.device))  # weights and buffers (features, trend table) where training runs
     t = cfg.train
     fast = [p for p in (model.trend_weight, model.item_bias) if p is not None and p.requires_grad]
     rest = [p for p in model.parameters() if all(p is not f for f in fast)]
@@ -97,7 +98,7 @@ def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int,
     jobs = []
     for seed in seeds:
         model, optimizer = new_model(setup, data, cfg, trend_weight, seed)
-        model.dropout_generator = torch.Generator().manual_seed(seed)
+        model.dropout_generator = torch.Generator(model.item_known.device).manual_seed(seed)
         sampler = make_sampler(data, cfg, torch.Generator().manual_seed(seed))
         jobs.append((model, optimizer, sampler))
 
