@@ -90,7 +90,7 @@ def make_bundle(catalog: str, run_dir: Path, seed: int = 0, dim: int = 128, n_us
 
 def _save_index(bundle: SyntheticBundle, run_dir: Path) -> None:
     """What ``geotower index RUN`` does: auto kind, recall@10 vs exact on 1,000 users, saved beside the run."""
-    from geotower.retrieve.index import build_index, measure_recall
+    from geotower.retrieve.index_build import build_index, measure_recall
     from geotower.retrieve.index_store import embeddings_sha256, save_index
 
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from geotower.errors import ArtifactError
-from geotower.retrieve.index import build_index
+from geotower.retrieve.index_build import build_index
 from geotower.retrieve.index_store import embeddings_sha256, load_index, save_index
 
 

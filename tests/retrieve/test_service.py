@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geotower.errors import ArtifactError
-from geotower.retrieve.index import build_index
+from geotower.retrieve.index_build import build_index
 from geotower.retrieve.index_store import save_index
 from geotower.retrieve.service import create_app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -17,10 +18,12 @@ from geotower.retrieve.service import create_app
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = make_tiny_run(tmp_path_factory.getbasetemp() / "tiny-real-run")
+    shared = make_tiny_run(tmp_path_factory.getbasetemp() / "tiny-real-run")
+    own = tmp_path_factory.mktemp("real-run")  # index --add changes the run: not the copy other modules read
+    run = Path(shutil.copytree(shared, own / "run"))
     build_run_index(run, "hnsw")
     new = pd.DataFrame({"item_id": ["new1"], "name": ["New cafe"], "lat": [39.951], "lon": [-75.169], "stars": [4.0]})
-    add_items(run, artifacts.write_table(run.parent / "new.parquet", new))
+    add_items(run, artifacts.write_table(own / "new.parquet", new))
     return run
 
 
@@ -45,7 +48,7 @@ def test_real_run_end_to_end(real_run: Path) -> None:
 
 
 def test_real_run_refuses_changed_data(real_run: Path, tmp_path: Path) -> None:
-    data = real_run.parent / "data" / "items.parquet"
+    data = Path(artifacts.read_json(real_run / "manifest.json")["dataset_dir"]) / "items.parquet"  # the shared data
     original = data.read_bytes()
     try:
         items = pd.read_parquet(data)

@@ -21,7 +21,8 @@ from geotower import artifacts
 from geotower import schema as S
 from geotower.errors import DataError
 from geotower.retrieve.catalog import BundleLike, load_catalog, save_added
-from geotower.retrieve.index import FaissIndex, Retriever, build_index, choose_kind, measure_recall
+from geotower.retrieve.index import FaissIndex, Retriever
+from geotower.retrieve.index_build import build_index, choose_kind, measure_recall
 from geotower.retrieve.index_store import embeddings_sha256, load_index, read_index_meta, save_index
 from geotower.retrieve.recommender import Query, Recommender, open_recommender
 
@@ -81,9 +82,10 @@ def build_run_index(run_dir: str | Path, kind: str = "auto", exact_max_items: in
     choose_kind(kind, 0, exact_max_items)  # an unknown kind fails before the (slow) bundle load
     bundle = _load(run_dir, loader)
     catalog = load_catalog(bundle, run_dir)
-    index = build_index(catalog.emb, kind, exact_max_items, seed)
+    users = np.asarray(bundle.user_emb, np.float32)
+    index = build_index(catalog.emb, kind, exact_max_items, seed, queries=users)
     with artifacts.staged_folder(run_dir, "run", keep_existing=True) as stage:  # old or new index, never half
-        res = _finish(stage, index, catalog.emb, np.asarray(bundle.user_emb, np.float32),
+        res = _finish(stage, index, catalog.emb, users,
                       len(catalog.item_ids) - catalog.n_trained, seed, t0)
     return replace(res, run_dir=run_dir)
 

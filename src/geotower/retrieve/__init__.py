@@ -8,7 +8,8 @@ here: ``from geotower.retrieve.service import create_app``.
 from geotower._lazy import lazy_exports
 
 _HOMES: dict[str, tuple[str, ...]] = {
-    "index": ("ExactIndex", "FaissIndex", "Retriever", "build_index", "exact_topk", "order_by_score"),
+    "index": ("ExactIndex", "FaissIndex", "Retriever", "exact_topk", "order_by_score"),
+    "index_build": ("build_index", "choose_kind", "measure_recall"),
     "index_store": ("load_index", "save_index"),
     "catalog": ("Catalog", "load_catalog"),
     "recommender": ("Query", "Recommendation", "Recommender", "open_recommender"),
@@ -17,9 +18,10 @@ _HOMES: dict[str, tuple[str, ...]] = {
 }
 
 __all__ = [
-    "Catalog", "ExactIndex", "Explainer", "FaissIndex", "GeoFilter", "Query", "Recommendation", "Recommender",
-    "Retriever", "build_index", "catalog", "exact_topk", "explain", "geo_filter", "haversine_km", "index",
-    "index_store", "load_catalog", "load_index", "open_recommender", "order_by_score", "recommender",
+    "Catalog", "ExactIndex", "Explainer", "FaissIndex", "GeoFilter", "Query", "Recommendation",
+    "Recommender", "Retriever", "build_index", "catalog", "choose_kind", "exact_topk", "explain",
+    "geo_filter", "haversine_km", "index", "index_build", "index_store", "load_catalog", "load_index",
+    "measure_recall", "open_recommender", "order_by_score", "recommender",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

@@ -66,7 +66,9 @@ def load_index(run_dir: str | Path, emb: FloatArray) -> tuple[Retriever, dict[st
     except (OSError, RuntimeError) as exc:
         raise ArtifactError(f"cannot read {run_dir / INDEX_FILE}: {exc}; rebuild it: geotower index {run_dir}"
                             ) from None
-    if index.ntotal != len(emb) or index.d != emb.shape[1]:
+    params = meta.get("params") or {}
+    width = emb.shape[1] + (1 if meta["kind"] == "hnsw" and "max_norm" in params else 0)  # the L2 reduction's column
+    if index.ntotal != len(emb) or index.d != width:
         raise ArtifactError(f"{run_dir / INDEX_FILE} holds {index.ntotal} x {index.d} vectors, expected "
-                            f"{len(emb)} x {emb.shape[1]}; rebuild it: geotower index {run_dir}")
-    return FaissIndex(meta["kind"], emb.shape[1], meta.get("params"), index), meta
+                            f"{len(emb)} x {width}; rebuild it: geotower index {run_dir}")
+    return FaissIndex(meta["kind"], emb.shape[1], params, index), meta

@@ -24,7 +24,8 @@ from geotower import schema as S
 from geotower.errors import DataError, GeotowerWarning
 from geotower.retrieve.catalog import BundleLike, Catalog, load_catalog, with_none
 from geotower.retrieve.geo_filter import GeoFilter, haversine_km
-from geotower.retrieve.index import ExactIndex, FloatArray, IntArray, Retriever, build_index
+from geotower.retrieve.index import ExactIndex, FloatArray, IntArray, Retriever
+from geotower.retrieve.index_build import build_index
 from geotower.retrieve.index_store import load_index, read_index_meta
 
 MAX_K = 1000
