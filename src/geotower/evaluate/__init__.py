@@ -12,6 +12,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "cf_models": (),
     "stats": ("paired_test", "per_user", "standard_error"),
     "report": ("ModelResult", "write_report"),
+    "bands": (),
     "map_plot": ("plot_recommendations_map",),
     "formulas": (),
     "scoring": (),
@@ -19,7 +20,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
 }
 
 __all__ = [
-    "HeldOut", "METRIC_NAMES", "ModelResult", "MostPopular", "baselines", "build_heldout", "cf_models",
+    "HeldOut", "METRIC_NAMES", "ModelResult", "MostPopular", "bands", "baselines", "build_heldout", "cf_models",
     "evaluate_embeddings",
     "evaluate_scorer", "formulas", "heldout", "map_plot", "metrics", "paired_test", "per_user",
     "plot_recommendations_map", "report", "scoring", "standard_error", "stats", "topk", "topk_metrics", "write_report",

@@ -22,9 +22,10 @@ from geotower import schema as S
 from geotower.config import PRESETS, RunConfig, with_overrides
 from geotower.errors import ArtifactError, GeotowerError, GeotowerWarning
 from geotower.evaluate import baselines as B
+from geotower.evaluate.bands import breakdowns
 from geotower.evaluate.heldout import HeldOut, positives
 from geotower.evaluate.metrics import evaluate_embeddings, evaluate_scorer, ground_truth, rank_topk
-from geotower.evaluate.report import ModelResult, breakdowns
+from geotower.evaluate.report import ModelResult
 from geotower.evaluate.stats import paired_test, per_user, standard_error
 from geotower.ingest.dataset import Dataset
 from geotower.ingest.protocol import carve_validation
