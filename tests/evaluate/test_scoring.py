@@ -1,4 +1,5 @@
-"""Known-answer tests for geotower.evaluate.metrics (expected values worked out by hand in comments)."""
+"""Known-answer tests for geotower.evaluate.scoring: many users in batches, and the FAISS path for embeddings
+matching the dense one (expected values worked out by hand in comments)."""
 
 from __future__ import annotations
 
@@ -7,88 +8,12 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sparse_rows import csr
 
 from geotower.errors import ConfigError, DataError, GeotowerWarning
-from geotower.evaluate import metrics, scoring
-from geotower.evaluate.metrics import evaluate_embeddings, evaluate_scorer, ground_truth, rank_topk, topk_metrics
-
-
-def csr(rows: list[list[int]], n_items: int) -> sp.csr_matrix:
-    indptr = np.cumsum([0] + [len(r) for r in rows])
-    indices = np.array([i for r in rows for i in r], dtype=np.int64)
-    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(len(rows), n_items))
-
-
-# --- rank_topk ------------------------------------------------------------------------------------
-def test_rank_topk_orders_best_first() -> None:
-    scores = np.array([[0.1, 0.9, 0.5, 0.7], [4.0, 3.0, 2.0, 1.0]], dtype=np.float32)
-    np.testing.assert_array_equal(rank_topk(scores, None, 3), [[1, 3, 2], [0, 1, 2]])
-
-
-def test_rank_topk_ties_go_to_lower_index() -> None:
-    # row 0: items 0, 2, 3 tie at 1.0 for two places -> 0 and 2; row 1: all equal -> 0, 1
-    scores = np.array([[1.0, 0.0, 1.0, 1.0, 0.5], [2.0, 2.0, 2.0, 2.0, 2.0]], dtype=np.float32)
-    np.testing.assert_array_equal(rank_topk(scores, None, 2), [[0, 2], [0, 1]])
-    # a tie inside the list (not at the boundary) is ordered by index too: 3 > (1 == 4) > ...
-    scores = np.array([[0.0, 5.0, 0.0, 9.0, 5.0]], dtype=np.float32)
-    np.testing.assert_array_equal(rank_topk(scores, None, 3), [[3, 1, 4]])
-
-
-def test_rank_topk_masks_excluded_and_nan_without_touching_input() -> None:
-    scores = np.array([[0.9, 0.8, np.nan, 0.1], [0.9, 0.8, 0.7, 0.1]], dtype=np.float32)
-    before = scores.copy()
-    exclude = csr([[0], [1, 2]], 4)
-    np.testing.assert_array_equal(rank_topk(scores, exclude, 2), [[1, 3], [0, 3]])
-    np.testing.assert_array_equal(scores, before)
-
-
-@pytest.mark.parametrize("k", [0, -1, 5])
-def test_rank_topk_rejects_bad_k(k: int) -> None:
-    with pytest.raises(ConfigError, match="K"):
-        rank_topk(np.zeros((1, 4), dtype=np.float32), None, k)
-
-
-def test_rank_topk_matches_full_stable_sort() -> None:
-    rng = np.random.default_rng(0)
-    scores = rng.integers(0, 5, size=(50, 40)).astype(np.float32)  # many ties
-    expected = np.argsort(-scores, axis=1, kind="stable")[:, :7]
-    np.testing.assert_array_equal(rank_topk(scores, None, 7), expected)
-
-
-# --- topk_metrics ---------------------------------------------------------------------------------
-def test_topk_metrics_known_answer() -> None:
-    relevant = csr([[2, 5], [0, 1, 2, 3, 4], [7]], 10)
-    topk = np.array([[5, 1, 2], [9, 0, 8], [1, 2, 3]])
-    m = topk_metrics(topk, relevant, 3)
-    d = [1.0, 1 / math.log2(3), 0.5]  # discounts at ranks 1..3
-    # row 0: hits at ranks 1, 3 of |rel|=2; row 1: hit at rank 2 of |rel|=5; row 2: no hit
-    ndcg0 = (d[0] + d[2]) / (d[0] + d[1])
-    ndcg1 = d[1] / (d[0] + d[1] + d[2])
-    assert m["recall"] == pytest.approx((1.0 + 1 / 5 + 0) / 3)
-    assert m["ndcg"] == pytest.approx((ndcg0 + ndcg1) / 3)
-    assert m["ndcg"] == pytest.approx((0.919721 + 0.296082) / 3, abs=1e-6)
-    assert m["hitrate"] == pytest.approx(2 / 3)
-    assert m["precision"] == pytest.approx((2 / 3 + 1 / 3) / 3)
-    assert m["recall_trunc"] == pytest.approx((2 / 2 + 1 / 3) / 3)
-
-
-def test_topk_metrics_uses_only_first_k_columns_and_perfect_is_one() -> None:
-    relevant = csr([[0, 1]], 5)
-    m = topk_metrics(np.array([[1, 0, 4]]), relevant, 2)
-    assert m == {"recall": 1.0, "ndcg": 1.0, "hitrate": 1.0, "precision": 1.0, "recall_trunc": 1.0}
-    m = topk_metrics(np.array([[4, 3, 0]]), relevant, 2)  # the hit at rank 3 is past K
-    assert m["hitrate"] == 0.0
-
-
-def test_topk_metrics_rejects_rows_without_relevant() -> None:
-    with pytest.raises(DataError, match="no relevant"):
-        topk_metrics(np.array([[0, 1]]), csr([[]], 3), 2)
-
-
-# --- evaluate_scorer ------------------------------------------------------------------------------
-def test_ground_truth_drops_seen() -> None:
-    gt = ground_truth(csr([[0, 1], [2]], 3), csr([[1], [2]], 3))
-    assert gt[0].indices.tolist() == [0] and gt[1].nnz == 0
+from geotower.evaluate import scoring
+from geotower.evaluate.formulas import METRIC_NAMES, ground_truth
+from geotower.evaluate.scoring import evaluate_embeddings, evaluate_scorer
 
 
 def test_evaluate_scorer_known_answer() -> None:
@@ -151,25 +76,6 @@ def test_evaluate_scorer_bad_inputs() -> None:
     assert m["users"] == 0
 
 
-def test_block_batch_size_bounds_memory() -> None:
-    from geotower.evaluate.metrics import block_batch_size
-
-    # 128 MiB / (4 bytes x 50,000 items) = 671 users; small catalogues cap at 1024; huge ones still get 1 user
-    assert (block_batch_size(50_000), block_batch_size(10), block_batch_size(10**9)) == (671, 1024, 1)
-
-
-def test_rank_topk_accepts_views_and_other_dtypes() -> None:
-    base = np.array([[0.0, 3.0, 1.0, 2.0]])
-    expected = [[1, 3]]
-    np.testing.assert_array_equal(rank_topk(base[:, ::-1], None, 2), [[2, 0]])  # negative-stride view: 2, 1, 3, 0
-    np.testing.assert_array_equal(rank_topk(np.asfortranarray(base), None, 2), expected)
-    np.testing.assert_array_equal(rank_topk(base.astype(np.int64), None, 2), expected)
-    np.testing.assert_array_equal(
-        rank_topk(np.broadcast_to(base, (3, 4)), csr([[1], [], [3]], 4), 2), [[3, 2], [1, 3], [1, 2]]
-    )
-
-
-# --- evaluate_embeddings --------------------------------------------------------------------------
 def run_both(
     monkeypatch: pytest.MonkeyPatch,
     u: np.ndarray,
@@ -205,7 +111,7 @@ def run_both(
 
 def assert_same_metrics(a: dict, b: dict) -> None:
     assert a.keys() == b.keys() and a["users"] == b["users"]
-    for name in metrics.METRIC_NAMES:
+    for name in METRIC_NAMES:
         assert a[name] == pytest.approx(b[name], abs=1e-9), name
 
 
@@ -348,7 +254,7 @@ def test_evaluate_embeddings_bad_inputs() -> None:
         evaluate_embeddings(u, v, np.array([0, 2]), rel, None, 2)
     with pytest.warns(GeotowerWarning, match="no user"):
         m = evaluate_embeddings(u, v, np.arange(2), rel, rel, 2)  # every relevant item is seen
-    assert m == {**{name: 0.0 for name in metrics.METRIC_NAMES}, "users": 0}
+    assert m == {**{name: 0.0 for name in METRIC_NAMES}, "users": 0}
 
 
 def test_evaluate_embeddings_leaves_inputs_untouched() -> None:
