@@ -15,7 +15,7 @@ Variants (same split, same seed; the default config otherwise, except ``--epochs
 * (b) ``no_osm``: the items table without the 54 OSM columns.
 * (c) ``no_geo``: ``features.geo_encoding="none"`` (no lat/lon encoding).
 * (d) ``neither``: no OSM columns and no geo encoding.
-* (e) ``content``: the original content-only two-tower (``CONTENT_OVERRIDES`` of the evaluate pipeline).
+* (e) ``content``: the original content-only two-tower (``CONTENT_OVERRIDES`` of pipeline.evaluate_rows).
 * (f) ``popular``: MostPopular.
 * (g) ``oracle``: the simulator's noise-free utility ``U(u, i)`` for every (test user, item), ranked by the same
   masking and metric code: the ceiling.
@@ -43,12 +43,14 @@ from geotower import artifacts
 from geotower import schema as S
 from geotower.config import resolve
 from geotower.evaluate.baselines import MostPopular
+from geotower.evaluate.heldout import HeldOut, build_heldout
 from geotower.evaluate.metrics import evaluate_scorer
 from geotower.ingest.dataset import load_dataset
 from geotower.ingest.protocol import split
 from geotower.ingest.simulate import SimConfig, ground_truth_scores, simulate
 from geotower.ingest.yelp import prepare_yelp
-from geotower.pipeline.evaluate import CONTENT_OVERRIDES, HeldOut, build_heldout, evaluate_run
+from geotower.pipeline.evaluate import evaluate_run
+from geotower.pipeline.evaluate_rows import CONTENT_OVERRIDES
 from geotower.pipeline.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,9 +4,9 @@ Layers (low to high):  L0 config/errors/schema/artifacts  <  L1 ingest, geo, mod
 <  L2 train, evaluate  <  L3 pipeline, retrieve.service/api_models  <  L4 cli, _cli.
 Every import counts, including lazy ones inside functions and relative ones (resolved against the importing module).
 ``cli`` registers the ``_cli`` command modules.
-Inside ``pipeline`` (L3) the modules form tiers too: one-stage runs (features, train, recommend) < runs that call
-one of them (prepare -> features, evaluate -> train for its content baseline) < demo, which composes them all; a
-pipeline module never imports one of its own tier.
+Inside ``pipeline`` (L3) the modules form tiers too: one-stage runs (features, train, recommend) < modules that call
+one of them (prepare -> features, evaluate_rows -> train for its content baseline) < evaluate, which writes those rows
+< demo, which composes them all; a pipeline module never imports one of its own tier.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ LAYER_OF_PACKAGE = {
 }
 # the package root re-exports the public Python API (lazily, on first attribute access)
 FACADE = ("__init__", "api")
-PIPELINE_TIER = {"features": 0, "train": 0, "recommend": 0, "prepare": 1, "evaluate": 1, "demo": 2}
+PIPELINE_TIER = {"features": 0, "train": 0, "recommend": 0, "prepare": 1, "evaluate_rows": 1, "evaluate": 2, "demo": 3}
 NO_TORCH = ("ingest", "geo", "retrieve.index")
 SERVICE_FORBIDDEN = ("ingest", "train", "evaluate")
 
@@ -134,6 +134,8 @@ def test_the_checker_catches_upward_imports() -> None:
     assert _violations("geotower.pipeline.features", {"geotower.pipeline.recommend"})
     assert _violations("geotower.pipeline.prepare", {"geotower.pipeline.evaluate"})
     assert _violations("geotower.pipeline.evaluate", {"geotower.pipeline.demo"})
+    assert _violations("geotower.pipeline.evaluate_rows", {"geotower.pipeline.evaluate"})
+    assert not _violations("geotower.pipeline.evaluate", {"geotower.pipeline.evaluate_rows"})
     assert not _violations("geotower.pipeline.prepare", {"geotower.pipeline.features"})
 
 

@@ -2,24 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from retrieve_fakes import bundle, loader, run_dir
 
-import pytest
-from retrieve_fakes import FakeBundle, make_bundle
-
-
-@pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "run"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def bundle(run_dir: Path) -> FakeBundle:
-    return make_bundle(run_dir)
-
-
-@pytest.fixture
-def loader(bundle: FakeBundle):
-    return lambda _run_dir: bundle
+__all__ = ["bundle", "loader", "run_dir"]  # pytest fixtures, defined beside the fakes they serve

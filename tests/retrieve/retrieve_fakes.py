@@ -4,6 +4,8 @@ Place i sits at (lat 0, lon 0.01 * i), so neighbours are 1.112 km apart (0.01 de
 embedding [i, 1]. User u0 = [1, 0] scores place i as i (prefers the east end); u1 = [-1, 0] scores it -i. u0 saw
 place 7 in training, u1 saw place 0. Popularity [5, 3, 8, 1, 0, 2, 2, 4] ranks 2, 0, 7, 1, 5, 6, 3, 4.
 Until the real model bundle is used everywhere, ``FakeBundle`` stands in for ``geotower.model.bundle.ModelBundle``.
+The fixtures ``run_dir``, ``bundle`` and ``loader`` serve it in a temporary run folder: tests/retrieve/conftest.py
+imports them, and so does tests/pipeline/conftest.py (for test_recommend.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
 from geotower.config import RunConfig
@@ -67,6 +70,25 @@ def make_bundle(run_dir: Path) -> FakeBundle:
     return FakeBundle(run_dir, items["item_id"].to_numpy(), np.c_[idx, np.ones(N_ITEMS)].astype(np.float32),
                       np.array(["u0", "u1"]), np.array([[1, 0], [-1, 0]], dtype=np.float32), items, seen,
                       np.array([5, 3, 8, 1, 0, 2, 2, 4], dtype=np.float64))
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """An empty run folder under the test's tmp_path."""
+    path = tmp_path / "run"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def bundle(run_dir: Path) -> FakeBundle:
+    return make_bundle(run_dir)
+
+
+@pytest.fixture
+def loader(bundle: FakeBundle):
+    """A bundle loader for the retrieval code that hands back the known-answer bundle."""
+    return lambda _run_dir: bundle
 
 
 def make_tiny_run(root: Path, origin: tuple[float, float] = (39.95, -75.17)) -> Path:

@@ -12,17 +12,18 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "cf_models": (),
     "stats": ("paired_test", "per_user", "standard_error"),
     "report": ("ModelResult", "write_report"),
-    "map_plot": ("plot_recommendations_map",),
+    "bands": (),
+    "map_plot": ("plot_map", "plot_recommendations_map"),
     "formulas": (),
     "scoring": (),
     "topk": (),
 }
 
 __all__ = [
-    "HeldOut", "METRIC_NAMES", "ModelResult", "MostPopular", "baselines", "build_heldout", "cf_models",
-    "evaluate_embeddings",
-    "evaluate_scorer", "formulas", "heldout", "map_plot", "metrics", "paired_test", "per_user",
-    "plot_recommendations_map", "report", "scoring", "standard_error", "stats", "topk", "topk_metrics", "write_report",
+    "HeldOut", "METRIC_NAMES", "ModelResult", "MostPopular", "bands", "baselines", "build_heldout", "cf_models",
+    "evaluate_embeddings", "evaluate_scorer", "formulas", "heldout", "map_plot", "metrics", "paired_test", "per_user",
+    "plot_map", "plot_recommendations_map", "report", "scoring", "standard_error", "stats", "topk", "topk_metrics",
+    "write_report",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

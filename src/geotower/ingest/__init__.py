@@ -21,6 +21,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "ground_truth": (),
     "population": (),
     "spec": (),
+    "text_table": (),
 }
 
 __all__ = [
@@ -28,7 +29,7 @@ __all__ = [
     "checkins", "columns", "dataset", "ground_truth", "ground_truth_scores", "holdout_split", "id_index", "jsonlines",
     "known_users", "load_dataset", "pair_csr", "population", "prepare_checkins", "prepare_yelp", "protocol",
     "random_split", "read_checkins", "read_interactions", "read_spec", "resolve_format", "simulate", "spec", "split",
-    "temporal_split", "write_dataset", "yelp", "yelp_download", "yelp_files",
+    "temporal_split", "text_table", "write_dataset", "yelp", "yelp_download", "yelp_files",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

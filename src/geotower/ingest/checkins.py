@@ -1,8 +1,9 @@
 """Check-in and review logs of any shape -> a dataset folder (``geotower prepare checkins``).
 
 A check-in log is one row per visit: who, where, and usually when and at which coordinates. Files are read with
-DuckDB (CSV/TSV with or without a header, gzip-compressed or not, or Parquet), every column as text, then parsed
-column by column in numpy/pandas (no per-row Python), so a bad value is reported with its file, line and column.
+DuckDB (CSV/TSV with or without a header, gzip-compressed or not, or Parquet; :mod:`geotower.ingest.text_table`),
+every column as text, then parsed column by column in numpy/pandas (no per-row Python), so a bad value is reported
+with its file, line and column.
 
 Presets name the columns of the public data sets in their published layout (no header, tab-separated):
 
@@ -31,13 +32,13 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from geotower import schema as S
 from geotower.errors import DataError, GeotowerWarning
 from geotower.ingest.dataset import DatasetSpec, read_spec, write_dataset
+from geotower.ingest.text_table import data_lines, floats, ids_present, read_text_table, require_columns
 
 CATEGORY = "category"
 _TSMC_TIME = "%a %b %d %H:%M:%S %z %Y"
@@ -137,66 +138,6 @@ def mapping_from_toml(path: str | Path) -> tuple[dict[str, str], DatasetSpec]:
 
 
 # --- reading ---------------------------------------------------------------------------------------
-def _read_text_table(path: Path, names: tuple[str, ...], sep: str | None) -> pd.DataFrame:
-    """Every column as text (so nothing is guessed wrongly), header-less when ``names`` are given."""
-    if not path.exists():
-        raise DataError("file does not exist", path=path)
-    lower = path.name.lower()
-    con = duckdb.connect()
-    try:
-        if lower.endswith((".parquet", ".pq")):
-            rel = con.sql("SELECT * FROM read_parquet(?)", params=[str(path)])
-            return rel.df().astype(object).where(lambda d: d.notna(), None).astype("string")
-        opts = ["all_varchar = true", f"header = {str(not names).lower()}", "compression = 'auto'"]
-        params: list[object] = [str(path)]
-        if names:
-            opts.append("names = ?")
-            params.append(list(names))
-        if sep is None and lower.endswith((".tsv", ".tsv.gz", ".txt", ".txt.gz")):
-            sep = "\t"
-        if sep is not None:
-            opts.append("delim = ?")
-            params.append(sep)
-        sql = f"SELECT * FROM read_csv(?, {', '.join(opts)}{{}})"
-        try:
-            res = con.execute(sql.format(""), params)
-        except duckdb.InvalidInputException as exc:
-            if "unicode" not in str(exc).lower() and "utf" not in str(exc).lower():
-                raise
-            res = con.execute(sql.format(", encoding = 'latin-1'"), params)  # TSMC2014: Latin-1 category names
-        return res.df().astype("string")
-    except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise DataError(f"cannot read as {'Parquet' if lower.endswith('.parquet') else 'CSV/TSV'}: {first}",
-                        path=path) from None
-    finally:
-        con.close()
-
-
-def _lines(path: Path, header: bool, n: int) -> np.ndarray:
-    """1-based line number of each data row (Parquet: the 0-based row index)."""
-    rows = np.arange(n)
-    return rows if path.name.lower().endswith((".parquet", ".pq")) else rows + (2 if header else 1)
-
-
-def _require_columns(df: pd.DataFrame, path: Path, cols: list[str]) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise DataError(f"no column {missing[0]!r}; found: {', '.join(map(str, df.columns))}", path=path,
-                        column=missing[0])
-
-
-def _numbers(df: pd.DataFrame, col: str, path: Path, lines: np.ndarray) -> np.ndarray:
-    """Floats; empty cells are NaN, text that is not a number is an error naming its line."""
-    text = df[col].str.strip()
-    values: np.ndarray = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = np.isnan(values) & text.notna().to_numpy() & (text != "").fillna(False).to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"not a number: {text.iloc[i]!r}", path=path, row=int(lines[i]), column=col)
-    return values
-
-
 def _times(df: pd.DataFrame, fmt: CheckinFormat, path: Path, lines: np.ndarray) -> np.ndarray:
     """Epoch seconds (int64) from epoch numbers, ISO dates or ``fmt.time_format``."""
     assert fmt.time is not None
@@ -230,22 +171,14 @@ def _places(ids: pd.Series, lat: np.ndarray, lon: np.ndarray, category: pd.Serie
     return items
 
 
-def _ids_present(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
-    ok = np.ones(len(df), dtype=bool)
-    for col in cols:
-        text = df[col].str.strip()
-        ok &= (text.notna() & (text != "")).fillna(False).to_numpy()
-    return ok
-
-
 def _poi_table(path: Path, fmt: PoiFormat) -> pd.DataFrame:
-    df = _read_text_table(path, fmt.names, fmt.sep)
-    _require_columns(df, path, [c for c in (fmt.item, fmt.lat, fmt.lon, fmt.category) if c])
-    keep = _ids_present(df, [fmt.item])
-    lines = _lines(path, not fmt.names, len(df))[keep]
+    df = read_text_table(path, fmt.names, fmt.sep)
+    require_columns(df, path, [c for c in (fmt.item, fmt.lat, fmt.lon, fmt.category) if c])
+    keep = ids_present(df, [fmt.item])
+    lines = data_lines(path, not fmt.names, len(df))[keep]
     df = df[keep].reset_index(drop=True)
     cat = df[fmt.category] if fmt.category else None
-    return _places(df[fmt.item].str.strip(), _numbers(df, fmt.lat, path, lines), _numbers(df, fmt.lon, path, lines),
+    return _places(df[fmt.item].str.strip(), floats(df, fmt.lat, path, lines), floats(df, fmt.lon, path, lines),
                    cat)
 
 
@@ -261,25 +194,25 @@ def read_checkins(path: str | Path, fmt: CheckinFormat, pois: str | Path | None 
         raise DataError("this format takes the places' coordinates from a separate file: pass --pois FILE"
                         if pois is None else "--pois needs a preset whose POI file layout is known "
                         "(--preset foursquare-global)", path=path)
-    df = _read_text_table(path, fmt.names, fmt.sep)
-    _require_columns(df, path, [c for c in (fmt.user, fmt.item, fmt.time, fmt.lat, fmt.lon, fmt.rating,
+    df = read_text_table(path, fmt.names, fmt.sep)
+    require_columns(df, path, [c for c in (fmt.user, fmt.item, fmt.time, fmt.lat, fmt.lon, fmt.rating,
                                             fmt.category) if c])
-    ok = _ids_present(df, [fmt.user, fmt.item])
+    ok = ids_present(df, [fmt.user, fmt.item])
     dropped = {"rows without a user or place id": int((~ok).sum())}
-    lines = _lines(path, not fmt.names, len(df))[ok]
+    lines = data_lines(path, not fmt.names, len(df))[ok]
     df = df[ok].reset_index(drop=True)
     inter = pd.DataFrame({S.USER_ID: df[fmt.user].str.strip().to_numpy(dtype=object),
                           S.ITEM_ID: df[fmt.item].str.strip().to_numpy(dtype=object)})
     if fmt.time:
         inter[S.TIMESTAMP] = _times(df, fmt, path, lines)
     if fmt.rating:
-        inter[S.RATING] = _numbers(df, fmt.rating, path, lines)
+        inter[S.RATING] = floats(df, fmt.rating, path, lines)
         missing = np.isnan(inter[S.RATING].to_numpy())
         dropped["rows without a rating"] = int(missing.sum())
     if fmt.pois is not None and pois is not None:
         places = _poi_table(Path(pois), fmt.pois)
     elif fmt.lat and fmt.lon:
-        places = _places(inter[S.ITEM_ID], _numbers(df, fmt.lat, path, lines), _numbers(df, fmt.lon, path, lines),
+        places = _places(inter[S.ITEM_ID], floats(df, fmt.lat, path, lines), floats(df, fmt.lon, path, lines),
                          df[fmt.category] if fmt.category else None)
     else:
         places = pd.DataFrame({S.ITEM_ID: np.unique(inter[S.ITEM_ID].to_numpy().astype(str))})

@@ -28,9 +28,9 @@ from typer.testing import CliRunner
 from geotower import artifacts
 from geotower.config import resolve
 from geotower.errors import ConfigError, DataError, GeotowerError, GeotowerWarning
-from geotower.evaluate.heldout import HeldOut
 from geotower.ingest.dataset import DatasetSpec, write_dataset
 from geotower.pipeline import evaluate as E
+from geotower.pipeline import evaluate_rows as R
 
 N, G = 18, 6
 TINY_GRIDS = {"itemknn": {"n_neighbors": (2, None)}, "als": {"factors": (4,), "regularization": (0.1, 1.0)},
@@ -78,7 +78,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                          'eval.baselines=["popular", "itemknn", "als", "bpr"]'])
     artifacts.write_manifest(out, cfg.to_dict(), {}, {"dataset_dir": str(data.resolve()), "best_epoch": 3,
                                                       "wall_time_s": 1.5})
-    monkeypatch.setattr(E, "load_bundle", lambda path, verify_data=True: oracle_bundle(Path(path)))
+    monkeypatch.setattr(R, "load_bundle", lambda path, verify_data=True: oracle_bundle(Path(path)))
     return out
 
 
@@ -105,14 +105,14 @@ def test_writes_json_markdown_chart_and_tensorboard(run: Path) -> None:
 
 def test_baselines_share_users_and_are_tuned_without_test_rows(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen_by_tuning: list[sp.csr_matrix] = []
-    real = E.B.tune_and_fit
+    real = R.B.tune_and_fit
 
     def spy(name: str, train: sp.csr_matrix, val_train: sp.csr_matrix, val_relevant: sp.csr_matrix, *args: Any,
             **kwargs: Any) -> Any:
         seen_by_tuning.extend([train, val_train, val_relevant, kwargs["val_seen"]])
         return real(name, train, val_train, val_relevant, *args, **kwargs)
 
-    monkeypatch.setattr(E.B, "tune_and_fit", spy)
+    monkeypatch.setattr(R.B, "tune_and_fit", spy)
     result = E.evaluate_run(run, k=2, baselines=True, progress=False, grids=TINY_GRIDS)
     assert [r.model for r in result.rows] == ["geotower", "popular", "itemknn", "als", "bpr"]
     assert all(r.metrics["users"] == 18 and 0.0 <= r.metrics["ndcg"] <= 1.0 for r in result.rows)
@@ -235,7 +235,7 @@ def test_user_without_embedding_scores_zero_with_a_warning(run: Path, monkeypatc
         keep = b.user_ids != "u08"
         return SimpleNamespace(**{**vars(b), "user_ids": b.user_ids[keep], "user_emb": b.user_emb[keep]})
 
-    monkeypatch.setattr(E, "load_bundle", without_u08)
+    monkeypatch.setattr(R, "load_bundle", without_u08)
     with pytest.warns(GeotowerWarning, match="1 warm test users have no saved embedding"):
         result = E.evaluate_run(run, k=2, progress=False)
     # u08 (group 1, answer i06) gets all-zero scores: ties go to the lowest unseen ids i00, i01 -> miss
@@ -301,21 +301,11 @@ def test_factor_baselines_take_the_exact_embedding_path(run: Path, monkeypatch: 
     model = SimpleNamespace(user_factors_=users, item_factors_=items, score=lambda b: users[b] @ items.T)
     calls: list[str] = []
     real = Mx.evaluate_embeddings
-    monkeypatch.setattr(E, "evaluate_embeddings", lambda *a, **kw: calls.append("faiss") or real(*a, **kw))
-    got, score_fn = E._score_baseline(model, proto, 3, False)
+    monkeypatch.setattr(R, "evaluate_embeddings", lambda *a, **kw: calls.append("faiss") or real(*a, **kw))
+    got, score_fn = R._score_baseline(model, proto, 3, False)
     assert calls == ["faiss"]
     want = Mx.evaluate_scorer(model.score, proto.users, proto.relevant, proto.seen, 3)
     assert got == pytest.approx(want) and got["users"] == 18
     np.testing.assert_allclose(score_fn(np.array([0, 2])), model.score(np.array([0, 2])))  # for the per-user pass
     del model.user_factors_  # no factors: the block path
-    assert E._score_baseline(model, proto, 3, False)[0] == pytest.approx(want) and calls == ["faiss"]
-
-
-def test_time_decayed_baseline_gets_the_positive_rows_times() -> None:
-    """``recent`` ranks by decayed counts only if evaluate hands it (item, time) of the positives, not the matrix."""
-    proto = HeldOut(np.array(["u0", "u1"]), np.array(["a", "b", "c"]), *([None] * 3), np.array([0]), 0)
-    rows = pd.DataFrame({"user_id": ["u0", "u1", "u1", "u0"], "item_id": ["a", "b", "x", "c"],
-                         "timestamp": [10, 20, 30, 40], "positive": [True, True, True, False]})
-    items, times = E._events(proto, rows)  # "x" is not in the run, "c" is not a positive
-    assert items.tolist() == [0, 1] and times.tolist() == [10.0, 20.0]
-    assert E._events(proto, rows.drop(columns="timestamp")) is None
+    assert R._score_baseline(model, proto, 3, False)[0] == pytest.approx(want) and calls == ["faiss"]
