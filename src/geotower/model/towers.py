@@ -256,7 +256,9 @@ class TwoTower(nn.Module):
         if self.trend_weight is None or len(self.trend_table) == 0:
             return None
         uniq, row = torch.unique(buckets, return_inverse=True)
-        table = self.trend_table[uniq] if items is None else self.trend_table[uniq][:, items]  # (nb, c, h)
+        # (nb, c, h): the asked items of the distinct buckets only (gathering whole bucket rows first was 100 ms a
+        # step on a 35k-item catalogue)
+        table = self.trend_table[uniq] if items is None else self.trend_table[uniq[:, None], items[None, :]]
         return (table @ self.trend_weight)[row]  # (b, c)
 
     def _prior_column(self) -> bool:
