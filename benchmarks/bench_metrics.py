@@ -127,7 +127,7 @@ def main() -> None:
     loops: dict[str, float] = {}
     for name, partial in (("argsort", False), ("argpartition", True)):
         t0 = time.perf_counter()
-        loop = per_user_loop(users, items, seen, relevant, sub, args.k, partial)
+        loop = per_user_loop(users, items, seen, relevant, sub, k=args.k, partial=partial)
         loops[name] = loop["users"] / (time.perf_counter() - t0)
         agree = all(max_metric_diff(c, loop) < 1e-9 for c in check.values())
         print(

@@ -84,8 +84,9 @@ def make_bundle(catalog: str, run_dir: Path, seed: int = 0, dim: int = 128, n_us
                          shape=(n_users, n_items))
     seen.sum_duplicates()
     return SyntheticBundle(run_dir, items["item_id"].to_numpy(), _embeddings(rng, n_items, topics),
-                           np.array([f"u{i}" for i in range(n_users)]), _embeddings(rng, n_users, topics), items,
-                           seen, np.asarray(seen.sum(axis=0)).ravel().astype(np.float64))
+                           user_ids=np.array([f"u{i}" for i in range(n_users)]),
+                           user_emb=_embeddings(rng, n_users, topics), items=items, seen=seen,
+                           popularity=np.asarray(seen.sum(axis=0)).ravel().astype(np.float64))
 
 
 def _save_index(bundle: SyntheticBundle, run_dir: Path) -> None:

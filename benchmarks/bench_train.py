@@ -190,7 +190,7 @@ def run_same(data: Path, overrides: list[str]) -> dict[str, Any]:
     items = pd.Index(ds.items[S.ITEM_ID].astype(str)).get_indexer(fit_rows[S.ITEM_ID])
     n_u, n_i = len(users), len(x)
     data_t = build_train_data(u_codes.astype(np.int64), items.astype(np.int64), np.ones(len(items), bool),
-                              np.ones(len(items), np.float32), n_u, n_i, "bpr")
+                              np.ones(len(items), np.float32), n_users=n_u, n_items=n_i, loss="bpr")
     spec = TowerSpec(n_items=n_i, n_users=n_u, item_dense_dim=x.shape[1], user_dense_dim=0, cell_vocab_sizes=[],
                      cell_dim=32, embed_dim=EMBED, hidden_dim=HIDDEN, n_layers=1, dropout=0.0, use_item_id=False,
                      use_user_id=False, use_item_features=True, use_history=False, id_dropout=0.0, normalize=False,

@@ -119,5 +119,5 @@ def load_task(name: str, data_dir: Path) -> Task:
     events = None
     if S.TIMESTAMP in inter.columns:
         events = (i_codes[tr_pos].astype(np.int64), inter[S.TIMESTAMP].to_numpy(dtype=np.float64)[tr_pos])
-    return Task(name, data_dir, ds, np.asarray(user_ids, dtype=str), item_ids.astype(str), train_pos, seen,
-                relevant, warm, events)
+    return Task(name, data_dir, ds, np.asarray(user_ids, dtype=str), item_ids.astype(str), train_pos=train_pos,
+                seen=seen, relevant=relevant, users=warm, events=events)

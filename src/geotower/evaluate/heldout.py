@@ -49,8 +49,8 @@ def positives(rows: pd.DataFrame) -> pd.DataFrame:
 def build_heldout(train: pd.DataFrame, test: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray) -> HeldOut:
     """Matrices and the warm/cold user sets for one train/test pair (pure)."""
     empty = sp.csr_matrix((len(user_ids), len(item_ids)), dtype=np.float32)
-    proto = HeldOut(np.asarray(user_ids, str), np.asarray(item_ids, str), empty, empty, empty,
-                     np.empty(0, np.int64), 0)
+    proto = HeldOut(np.asarray(user_ids, str), np.asarray(item_ids, str), train_pos=empty, seen=empty,
+                    relevant=empty, users=np.empty(0, np.int64), cold_users=0)
     pos = positives(train)
     proto.train_pos = proto.matrix(pos, pos[S.WEIGHT].to_numpy())
     proto.seen = proto.matrix(train)

@@ -173,7 +173,7 @@ def evaluate_embeddings(
     seen_csr = None if seen is None else sp.csr_matrix(seen)
     topk = np.empty((len(users), k), dtype=np.int64)
     with tqdm(total=len(users), desc="evaluate", unit="user", disable=not progress) as bar:
-        dense = _faiss_topk(user_emb, item_emb, users, seen_csr, k, batch_size, topk, bar)
+        dense = _faiss_topk(user_emb, item_emb, users, seen_csr, k, batch_size=batch_size, out=topk, bar=bar)
         for start in range(0, len(dense), batch_size):
             pos = dense[start : start + batch_size]
             topk[pos] = _rank_batch(lambda b: user_emb[b] @ item_emb.T, users[pos], seen_csr, n_items, k)

@@ -218,5 +218,5 @@ def build_users(pl: Places, cfg: SimConfig, cap: int, rng: np.random.Generator) 
     t0 = int(pd.Timestamp(cfg.start, tz="UTC").timestamp())
     leave = np.minimum(join + stay, span)
     counts = _review_counts(m, cfg, cap, rng)
-    return Diners(yelp_ids(rng, m), xy, taste, decay, bias, (t0 + join).astype(np.int64), (t0 + leave).astype(np.int64),
-                  counts)
+    return Diners(yelp_ids(rng, m), xy, taste, decay=decay, bias=bias, join=(t0 + join).astype(np.int64),
+                  leave=(t0 + leave).astype(np.int64), counts=counts)

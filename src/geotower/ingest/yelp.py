@@ -245,4 +245,5 @@ def _prepare(con: duckdb.DuckDBPyConnection, business: Path, reviews: Path, out:
     skipped["review_other_business"] = n_reviews - skipped["review_bad_lines"] - n_inter
     artifacts.write_text(out / S.DATASET_TOML, yelp_spec().to_toml())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    return PrepareReport(out, n_business, n_kept, n_reviews, n_inter, n_users, skipped, peak)
+    return PrepareReport(out, n_business, n_kept, reviews_read=n_reviews, reviews_kept=n_inter, users=n_users,
+                         skipped=skipped, peak_rss_mb=peak)

@@ -250,8 +250,9 @@ def load_bundle(run_dir: str | Path, verify_data: bool = True) -> ModelBundle:
         raise ArtifactError(f"{run}: embeddings, ids and popularity disagree in size (items {len(items)} vs "
                             f"{item_emb.shape[0]}, users {len(user_ids)} vs {user_emb.shape[0]})")
     seen = _seen_matrix(run / TRAIN_SEEN, (len(user_ids), len(items)))
-    return ModelBundle(run, config, items[S.ITEM_ID].to_numpy(), item_emb, user_ids, user_emb, items, seen,
-                       popularity, model, enc, manifest)
+    return ModelBundle(run, config, item_ids=items[S.ITEM_ID].to_numpy(), item_emb=item_emb, user_ids=user_ids,
+                       user_emb=user_emb, items=items, seen=seen, popularity=popularity, model=model,
+                       item_encoder=enc, manifest=manifest)
 
 
 def _array(path: Path, key: str) -> np.ndarray:

@@ -248,8 +248,9 @@ class TableEncoder:
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TableEncoder:
-        enc = cls(meta["id_column"], meta["multi_label"], tuple(meta["categorical"]), tuple(meta["exclude"]),
-                  meta["geo_kind"], tuple(meta["cells_m"]), meta["nan_policy"], meta["seed"])
+        enc = cls(meta["id_column"], meta["multi_label"], categorical=tuple(meta["categorical"]),
+                  exclude=tuple(meta["exclude"]), geo_kind=meta["geo_kind"], cells_m=tuple(meta["cells_m"]),
+                  nan_policy=meta["nan_policy"], seed=meta["seed"])
         enc.numeric_ = list(meta["numeric"])
         enc.vocab_ = {c: list(v) for c, v in meta["vocab"].items()}
         enc.log_, enc.mean_ = arrays["log"].astype(bool), arrays["mean"]

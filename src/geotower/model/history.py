@@ -36,7 +36,8 @@ class History:
             return None if t is None else t.to(device, non_blocking=True)
 
         return History(self.items.to(device), self.offsets.to(device), self.weights.to(device),
-                       self.totals.to(device), move(self.rows), move(self.exclude), move(self.exclude_w))
+                       self.totals.to(device), rows=move(self.rows), exclude=move(self.exclude),
+                       exclude_w=move(self.exclude_w))
 
     @property
     def n_rows(self) -> int:
@@ -67,4 +68,4 @@ def history_bags(indptr: Tensor, hist_items: Tensor, hist_weights: Tensor | None
     totals = torch.zeros(len(uniq)).index_add_(0, bag, w)  # (u,)
     counts = indptr[uniq + 1] - indptr[uniq]
     offsets = torch.cumsum(counts, 0) - counts
-    return History(hist_items[pos], offsets, w, totals, rows, exclude, exclude_w)
+    return History(hist_items[pos], offsets, w, totals, rows=rows, exclude=exclude, exclude_w=exclude_w)

@@ -161,10 +161,11 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, test_file: str | Pat
     _require_users(proto, test, source)
     rows = [geotower_row(run, manifest, proto, k, progress)]
     if baselines:
-        rows += baseline_rows(run, cfg, manifest, train, proto, k, progress, grids)
+        rows += baseline_rows(run, cfg, manifest, train, proto, k, progress=progress, grids=grids)
         paired_vs_best(rows)
-    result = EvalResult(run, k, rows, len(proto.users), proto.cold_users, unknown_users, unknown_items, len(test),
-                        source)
+    result = EvalResult(run, k, rows, users=len(proto.users), cold_users=proto.cold_users,
+                        unknown_users=unknown_users, unknown_items=unknown_items, test_rows=len(test),
+                        test_source=source)
     result.paths = write_report(run / EVAL_DIR, rows, k, result.summary(), geotower_bands(run, proto, ds, k))
     log_tensorboard(run / "tb", rows, k, int(manifest.get("best_epoch", 0) or 0))
     return result

@@ -61,8 +61,8 @@ def _model_row(name: str, bundle: Any, proto: HeldOut, k: int, progress: bool, f
                params: dict[str, Any], label: str) -> ModelResult:
     """Metrics of a run's saved embeddings: exact top-K by FAISS inner-product search (no score blocks)."""
     user_emb, item_emb = _embedding_matrices(name, bundle, proto)
-    metrics = evaluate_embeddings(user_emb, item_emb, proto.users, proto.relevant, proto.seen, k, proto.batch_size,
-                                  progress)
+    metrics = evaluate_embeddings(user_emb, item_emb, proto.users, proto.relevant, proto.seen, k=k,
+                                  batch_size=proto.batch_size, progress=progress)
     return _with_per_user(ModelResult(name, metrics, fit_s, params, label=label),
                           lambda users: user_emb[users] @ item_emb.T, proto, k)
 
@@ -91,7 +91,8 @@ def paired_vs_best(rows: list[ModelResult]) -> None:
 def geotower_row(run_dir: Path, manifest: dict[str, Any], proto: HeldOut, k: int, progress: bool) -> ModelResult:
     bundle = load_bundle(run_dir)
     params = {key: manifest[key] for key in ("best_epoch",) if key in manifest}
-    return _model_row("geotower", bundle, proto, k, progress, manifest.get("wall_time_s"), params, "geotower")
+    return _model_row("geotower", bundle, proto, k, progress=progress, fit_s=manifest.get("wall_time_s"),
+                      params=params, label="geotower")
 
 
 def geotower_bands(run_dir: Path, proto: HeldOut, ds: Dataset, k: int) -> list[dict[str, Any]]:
@@ -130,10 +131,10 @@ def _score_baseline(model: Any, proto: HeldOut, k: int, progress: bool) -> tuple
     the others score in blocks."""
     users, items = getattr(model, "user_factors_", None), getattr(model, "item_factors_", None)
     if users is not None and items is not None:
-        return evaluate_embeddings(users, items, proto.users, proto.relevant, proto.seen, k, proto.batch_size,
-                                   progress), lambda u: users[u] @ items.T
-    return evaluate_scorer(model.score, proto.users, proto.relevant, proto.seen, k, proto.batch_size,
-                           progress), model.score
+        return evaluate_embeddings(users, items, proto.users, proto.relevant, proto.seen, k=k,
+                                   batch_size=proto.batch_size, progress=progress), lambda u: users[u] @ items.T
+    return evaluate_scorer(model.score, proto.users, proto.relevant, proto.seen, k=k, batch_size=proto.batch_size,
+                           progress=progress), model.score
 
 
 def _cf_rows(names: Sequence[str], train: pd.DataFrame, proto: HeldOut, cfg: RunConfig, k: int, progress: bool,
@@ -153,8 +154,8 @@ def _cf_rows(names: Sequence[str], train: pd.DataFrame, proto: HeldOut, cfg: Run
         # on a busy machine (ALS 2.2 s vs 0.8 s on MovieLens-100k with 2 loaded cores), so 0 means 1 here
         threads = 1 if name == "bpr" else max(cfg.train.threads, 1)
         tuned = B.tune_and_fit(name, proto.train_pos, val_train, val_relevant, k,
-                               None if grids is None else grids.get(name, {}), cfg.seed, threads,
-                               val_seen=val_seen, events=events, val_events=val_events)
+                               grid_spec=None if grids is None else grids.get(name, {}), seed=cfg.seed,
+                               threads=threads, val_seen=val_seen, events=events, val_events=val_events)
         metrics, score_fn = _score_baseline(tuned.model, proto, k, progress)
         params = {**tuned.params, **({"val_ndcg": round(tuned.val_ndcg, 4), "tune_s": round(tuned.tune_s, 2)}
                                      if tuned.val_ndcg is not None else {})}
@@ -184,7 +185,7 @@ def _content_row(run_dir: Path, manifest: dict[str, Any], proto: HeldOut, k: int
     except GeotowerError as exc:
         return ModelResult(CONTENT_TWOTOWER, {}, note=f"skipped: {exc}", label=label)
     params = {"user_tower": "profile", "loss": "bpr", "mlp": "512/128"}
-    row = _model_row(CONTENT_TWOTOWER, bundle, proto, k, progress, fit_s, params, label)
+    row = _model_row(CONTENT_TWOTOWER, bundle, proto, k, progress=progress, fit_s=fit_s, params=params, label=label)
     row.note = "reused the earlier fit in RUN/baselines" if reused else ""
     return row
 
@@ -210,7 +211,7 @@ def baseline_rows(run: Path, cfg: RunConfig, manifest: dict[str, Any], train: pd
     if unknown:
         warnings.warn(f"eval.baselines: unknown {unknown} skipped; available: {', '.join(B.FACTORIES)}, "
                       f"{CONTENT_TWOTOWER}", GeotowerWarning, stacklevel=3)
-    rows = _cf_rows(names, train, proto, cfg, k, progress, grids)
+    rows = _cf_rows(names, train, proto, cfg, k, progress=progress, grids=grids)
     if CONTENT_TWOTOWER in cfg.eval.baselines:
         rows.append(_content_row(run, manifest, proto, k, progress))
     return rows

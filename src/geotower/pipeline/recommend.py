@@ -86,7 +86,7 @@ def build_run_index(run_dir: str | Path, kind: str = "auto", exact_max_items: in
     index = build_index(catalog.emb, kind, exact_max_items, seed, queries=users)
     with artifacts.staged_folder(run_dir, "run", keep_existing=True) as stage:  # old or new index, never half
         res = _finish(stage, index, catalog.emb, users,
-                      len(catalog.item_ids) - catalog.n_trained, seed, t0)
+                      n_added=len(catalog.item_ids) - catalog.n_trained, seed=seed, t0=t0)
     return replace(res, run_dir=run_dir)
 
 
@@ -142,7 +142,7 @@ def add_items(run_dir: str | Path, items_path: str | Path, exact_max_items: int 
         else:
             index = build_index(after.emb, "flat")
         res = _finish(stage, index, after.emb, np.asarray(bundle.user_emb, np.float32),
-                      len(after.item_ids) - after.n_trained, seed, t0)
+                      n_added=len(after.item_ids) - after.n_trained, seed=seed, t0=t0)
     return replace(res, run_dir=run_dir)
 
 

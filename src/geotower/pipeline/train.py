@@ -132,7 +132,7 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     result = None
     if dist.is_main:  # rank 0 alone writes the run files
         all_data = final_data if refit else train_data(setup.index, setup.rows.train, cfg, None)
-        result = _write_run(out, setup, cfg, final, state, all_data, time.perf_counter() - t0)
+        result = _write_run(out, setup, cfg, final, state, all_data=all_data, wall=time.perf_counter() - t0)
     barrier(dist)
     return result  # type: ignore[return-value]  # None on ranks > 0
 
@@ -252,7 +252,8 @@ def _calibrate_trend(model: TwoTower, setup: TrainSetup, fit_data: TrainData, cf
         users = model.user_embeddings(fit_data.hist_indptr, fit_data.hist_items,
                                       fit_data.hist_weights if cfg.model.history_weighted else None)[:, :-1].cpu()
     return calibrate_weights(users, items, fit_data.trend_now, torch.from_numpy(u[ok]), torch.from_numpy(i[ok]),
-                             torch.from_numpy(np.sort(seen_keys)), model.trend_weight.detach().cpu(), seed=cfg.seed)
+                             seen_keys=torch.from_numpy(np.sort(seen_keys)), init=model.trend_weight.detach().cpu(),
+                             seed=cfg.seed)
 
 
 # --- stage 4: the run folder -----------------------------------------------------------------------

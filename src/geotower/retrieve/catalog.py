@@ -93,7 +93,7 @@ def load_catalog(bundle: BundleLike, run_dir: str | Path) -> Catalog:
         lats = np.concatenate([lats, _column(added, S.LAT, m)])
         lons = np.concatenate([lons, _column(added, S.LON, m)])
         pop = np.concatenate([pop, np.zeros(m)])
-    return Catalog(ids, emb, names, lats, lons, pop, n)
+    return Catalog(ids, emb, names, lats, lons, popularity=pop, n_trained=n)
 
 
 def read_added(run_dir: str | Path) -> tuple[pd.DataFrame | None, FloatArray | None]:

@@ -161,8 +161,9 @@ class Explainer:
             else np.zeros(len(rows))
         out = []
         for j in range(len(rows)):
-            out.append(self._one(j, bool(trained[j]), float(scores[j]), hist, hist_parts[:, j], feat, fnames,
-                                 zvals, float(prior[j]), distance_km, names, item_ids))
+            out.append(self._one(j, bool(trained[j]), float(scores[j]), hist, hist_parts[:, j], feat,
+                                 fnames=fnames, zvals=zvals, prior=float(prior[j]), distance_km=distance_km,
+                                 names=names, item_ids=item_ids))
         return out
 
     def _one(self, j: int, trained: bool, score: float, hist: np.ndarray, hp: np.ndarray, feat: np.ndarray | None,

@@ -152,8 +152,8 @@ class Recommender:
             note = ((note + "; ") if note else "") + f"no places within {query.radius_km:g} km"
         history = liked if user is None else np.union1d(
             self.seen.indices[self.seen.indptr[user]:self.seen.indptr[user + 1]], liked).astype(np.int64)
-        return Recommendation(rows, scores, self._distances(query, rows, cand, cand_dist), mode, note, qvec,
-                              history, user)
+        return Recommendation(rows, scores, self._distances(query, rows, cand, cand_dist), mode, note=note,
+                              qvec=qvec, history=history, user_row=user)
 
     def _query_vector(self, query: Query, user: int | None, liked: IntArray
                       ) -> tuple[FloatArray | None, str, str | None, IntArray]:
@@ -235,8 +235,8 @@ class Recommender:
                      "distance_km": None if dist is None else round(float(dist[i]), 3)}
                     for i in range(len(result.rows))]
         history = result.history if result.history is not None else np.zeros(0, np.int64)
-        return self.explainer.explain(result.qvec, result.rows, result.scores, history, result.user_row, dist,
-                                      self.catalog.names, self.catalog.item_ids)
+        return self.explainer.explain(result.qvec, result.rows, result.scores, history, result.user_row,
+                                      distance_km=dist, names=self.catalog.names, item_ids=self.catalog.item_ids)
 
     def item_record(self, row: int) -> dict[str, Any]:
         """Public fields of one catalog row (None where unknown)."""
@@ -267,4 +267,5 @@ def open_recommender(bundle: BundleLike, run_dir: str | Path, exact_max_items: i
         from geotower.retrieve.explain import Explainer
 
         explainer = Explainer(bundle)
-    return Recommender(catalog, bundle.user_ids, bundle.user_emb, bundle.seen, index, bundle.embed_liked, explainer)
+    return Recommender(catalog, bundle.user_ids, bundle.user_emb, bundle.seen, index, embed_liked=bundle.embed_liked,
+                       explainer=explainer)

@@ -80,12 +80,13 @@ def build_train_data(users: np.ndarray, items: np.ndarray, positive: np.ndarray,
     if times is not None and len(half_lives_days) and len(users):
         trend = trend_features(items, times, n_items, half_lives_days, counted=positive)
     data = TrainData(
-        n_users, n_items, t(users[keep].astype(np.int64)), t(items[keep].astype(np.int64)),
-        t(positive[keep].astype(np.float32)), t(weight[keep].astype(np.float32)),
-        t(np.cumsum(indptr)), t((uniq % n_items).astype(np.int64)), t(pair_w), t(uniq.astype(np.int64)),
-        t(np.log(np.maximum(pop, 0.5) / max(pop.sum(), 1.0)).astype(np.float32)),
-        None if neighbours is None else t(neighbours[0].astype(np.int64)),
-        None if neighbours is None else t(neighbours[1].astype(np.int64)),
+        n_users=n_users, n_items=n_items, users=t(users[keep].astype(np.int64)), items=t(items[keep].astype(np.int64)),
+        labels=t(positive[keep].astype(np.float32)), weights=t(weight[keep].astype(np.float32)),
+        hist_indptr=t(np.cumsum(indptr)), hist_items=t((uniq % n_items).astype(np.int64)), hist_weights=t(pair_w),
+        pos_keys=t(uniq.astype(np.int64)),
+        log_pop=t(np.log(np.maximum(pop, 0.5) / max(pop.sum(), 1.0)).astype(np.float32)),
+        nb_indptr=None if neighbours is None else t(neighbours[0].astype(np.int64)),
+        nb_items=None if neighbours is None else t(neighbours[1].astype(np.int64)),
     )
     if trend is not None:
         data.buckets, data.trend_table, data.trend_now = t(trend.row_bucket[keep]), t(trend.table), t(trend.now)

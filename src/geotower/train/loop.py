@@ -45,8 +45,9 @@ class LoopState:
     @classmethod
     def from_json(cls, d: dict[str, Any], best_weights: dict[str, Tensor] | None) -> LoopState:
         best = d["best_metric"]
-        return cls(d["epoch"], d["step"], d["best_epoch"], -math.inf if best is None else best, d["bad_epochs"],
-                   d["stopped"], list(d["history"]), best_weights)
+        return cls(epoch=d["epoch"], step=d["step"], best_epoch=d["best_epoch"],
+                   best_metric=-math.inf if best is None else best, bad_epochs=d["bad_epochs"], stopped=d["stopped"],
+                   history=list(d["history"]), best_weights=best_weights)
 
 
 class Callback(Protocol):
@@ -175,7 +176,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: BatchSource
     state = state or LoopState()
     callbacks = callbacks or []
     while state.epoch < epochs and not state.stopped:
-        loss = _train_epoch(model, optimizer, batches, loss_fn, state, callbacks, progress)
+        loss = _train_epoch(model, optimizer, batches, loss_fn, state, callbacks=callbacks, progress=progress)
         model.eval()
         with torch.no_grad():
             metrics = validate(model) if validate is not None else {}

@@ -53,8 +53,8 @@ def train_data(index: IdIndex, rows: pd.DataFrame, cfg: RunConfig, neighbours: N
     times = rows[S.TIMESTAMP].to_numpy()[ok] if S.TIMESTAMP in rows.columns else None
     return build_train_data(u[ok], i[ok], rows[S.POSITIVE].to_numpy()[ok],
                             confidence(rows[S.WEIGHT].to_numpy()[ok], cfg.train.confidence),
-                            len(index.users), len(index.items), cfg.train.loss, neighbours=neighbours, times=times,
-                            half_lives_days=cfg.model.trend_half_lives_days)
+                            n_users=len(index.users), n_items=len(index.items), loss=cfg.train.loss,
+                            neighbours=neighbours, times=times, half_lives_days=cfg.model.trend_half_lives_days)
 
 
 def make_sampler(data: TrainData, cfg: RunConfig, gen: torch.Generator) -> BatchSampler:
