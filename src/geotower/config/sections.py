@@ -120,6 +120,9 @@ class TrainConfig:
     # softmax over the WHOLE catalogue up to this many items (exact, no sampling bias, so no logQ needed); larger
     # catalogues use in-batch negatives + logQ. 0 = always in-batch
     full_softmax_max_items: int = field(default=0, metadata=NON_NEGATIVE)
+    # from this many users on, the user-ID table gets sparse gradients and SparseAdam (a step touches the batch's
+    # rows, not the whole table; docs/scale.md); 0 = never. Single-process runs only
+    sparse_ids_min_users: int = field(default=50_000, metadata=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ user with train positives (history = all their train positives) and writes the b
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -158,10 +159,18 @@ def build_setup(data_dir: Path, cfg: RunConfig) -> TrainSetup:
     spec = TowerSpec.from_config(cfg.model, n_items=len(index.items), n_users=len(index.users),
                                  item_dense_dim=item_enc.dense_dim, user_dense_dim=user_dense.shape[1],
                                  cell_vocab_sizes=item_enc.cell_vocab_sizes,
-                                 trend_dim=len(cfg.model.trend_half_lives_days) if ds.has_timestamps else 0)
+                                 trend_dim=len(cfg.model.trend_half_lives_days) if ds.has_timestamps else 0,
+                                 sparse_user_ids=_sparse_user_ids(len(index.users), cfg))
     return TrainSetup(ds=ds, rows=rows, index=index, item_enc=item_enc, user_enc=user_enc, item_dense=item_dense,
                       item_cells=item_cells, user_dense=user_dense, spec=spec,
                       neighbours=hard_negative_neighbours(ds, cfg))
+
+
+def _sparse_user_ids(n_users: int, cfg: RunConfig) -> bool:
+    """Sparse user-ID gradients from ``train.sparse_ids_min_users`` users on, in one process (DDP all-reduces
+    dense gradients)."""
+    single = int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    return single and cfg.model.use_user_id and 0 < cfg.train.sparse_ids_min_users <= n_users
 
 
 def _item_inputs(ds: Dataset, train: pd.DataFrame, cfg: RunConfig) -> tuple[TableEncoder, np.ndarray, np.ndarray]:

@@ -13,12 +13,13 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "callbacks": ("Checkpointer", "TensorBoardLogger"),
     "resume": ("fresh_or_resume",),
     "distributed": ("Dist",),
+    "optim": ("MixedAdam", "OptimizerLike"),
 }
 
 __all__ = [
-    "BatchSampler", "Checkpointer", "Dist", "LoopState", "TensorBoardLogger", "TrainData", "TrainSetup", "batches",
-    "callbacks", "distributed", "fit", "fresh_or_resume", "loop", "make_sampler", "new_model", "resume", "sampling",
-    "setup", "train_data", "train_fixed",
+    "BatchSampler", "Checkpointer", "Dist", "LoopState", "MixedAdam", "OptimizerLike", "TensorBoardLogger",
+    "TrainData", "TrainSetup", "batches", "callbacks", "distributed", "fit", "fresh_or_resume", "loop",
+    "make_sampler", "new_model", "optim", "resume", "sampling", "setup", "train_data", "train_fixed",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

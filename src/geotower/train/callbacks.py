@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from geotower import artifacts
 from geotower.errors import ArtifactError
 from geotower.train.loop import LoopState
+from geotower.train.optim import OptimizerLike
 
 _EPOCH_JSON = re.compile(r"^epoch_(\d{4,})\.json$")
 
@@ -115,7 +116,7 @@ class Checkpointer:
         keep: how many most recent epochs to keep on disk.
     """
 
-    def __init__(self, folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+    def __init__(self, folder: Path, model: nn.Module, optimizer: OptimizerLike,
                  generator: torch.Generator, keep: int = 2) -> None:
         self.folder, self.model, self.optimizer, self.generator, self.keep = folder, model, optimizer, generator, keep
 

@@ -22,6 +22,7 @@ from geotower.errors import GeotowerError
 from geotower.model.losses import bce_loss, bpr_loss, softmax_loss
 from geotower.model.towers import TwoTower
 from geotower.train.batches import Batch
+from geotower.train.optim import OptimizerLike
 
 
 @dataclass
@@ -78,7 +79,7 @@ def _update_best(state: LoopState, model: nn.Module, score: float | None, patien
         state.stopped = True
 
 
-def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: BatchSource,
+def _train_epoch(model: nn.Module, optimizer: OptimizerLike, batches: BatchSource,
                  loss_fn: Callable[[nn.Module, Any], Tensor], state: LoopState, callbacks: list[Callback],
                  progress: bool) -> float:
     model.train()
@@ -154,7 +155,7 @@ def check_finite_weights(model: nn.Module, epoch: int) -> None:
                                 "try a smaller train.lr (nothing was saved)")
 
 
-def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: BatchSource,
+def fit(model: nn.Module, optimizer: OptimizerLike, batches: BatchSource,
         loss_fn: Callable[[nn.Module, Any], Tensor], epochs: int, patience: int = 0,
         validate: Callable[[nn.Module], dict[str, float]] | None = None, metric: str = "ndcg",
         callbacks: list[Callback] | None = None, state: LoopState | None = None, progress: bool = True

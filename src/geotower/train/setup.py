@@ -22,6 +22,7 @@ from geotower.model.towers import TowerSpec, TwoTower
 from geotower.train.batches import TrainData
 from geotower.train.distributed import SINGLE, Dist, distributed_loss, resolve_device
 from geotower.train.loop import fit, two_tower_loss
+from geotower.train.optim import MixedAdam, OptimizerLike
 from geotower.train.sampling import Neighbours, make_sampler
 
 __all__ = ["TREND_LR_FACTOR", "TrainSetup", "new_model", "train_fixed"]
@@ -52,7 +53,7 @@ class TrainSetup:
 
 
 def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: torch.Tensor | None = None,
-              seed: int | None = None) -> tuple[TwoTower, torch.optim.Optimizer]:
+              seed: int | None = None) -> tuple[TwoTower, OptimizerLike]:
     """Seeded towers for ``data`` (trained-item mask, trend features) and their Adam optimizer.
 
     Given ``trend_weight`` (calibrated on validation), the trend weights are fixed instead of learned.
@@ -73,12 +74,14 @@ def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: 
     model.to(resolve_device(cfg.train.device))  # weights and buffers (features, trend table) where training runs
     t = cfg.train
     fast = [p for p in (model.trend_weight, model.item_bias) if p is not None and p.requires_grad]
-    rest = [p for p in model.parameters() if all(p is not f for f in fast)]
+    sparse = [model.user_id.weight] if model.user_id is not None and model.spec.sparse_user_ids else []
+    rest = [p for p in model.parameters() if all(p is not f for f in [*fast, *sparse])]
     groups: list[dict[str, Any]] = [{"params": rest}]
     if fast:
         groups.append({"params": fast, "lr": t.lr * TREND_LR_FACTOR, "weight_decay": 0.0})
-    return model, torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay, fused=True)  # fused: one CPU
+    adam = torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay, fused=True)  # fused: one CPU
     # kernel per tensor instead of ~10 (Adam was ~26 % of a batch-512 step, docs/quality.md)
+    return model, (MixedAdam(adam, sparse, lr=t.lr) if sparse else adam)
 
 
 def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int, *, seeds: list[int],
@@ -102,7 +105,7 @@ def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int,
         sampler = make_sampler(data, cfg, torch.Generator().manual_seed(seed))
         jobs.append((model, optimizer, sampler))
 
-    def run(job: tuple[TwoTower, torch.optim.Optimizer, Any], show: bool) -> TwoTower:
+    def run(job: tuple[TwoTower, OptimizerLike, Any], show: bool) -> TwoTower:
         model, optimizer, sampler = job
         fit(model, optimizer, sampler, distributed_loss(model, two_tower_loss(cfg.train.loss), dist), epochs,
             progress=show)
