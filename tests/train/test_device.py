@@ -11,13 +11,10 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from geotower.config import resolve
-from geotower.ingest.dataset import DatasetSpec, TableSpec, write_dataset
 from geotower.model.history import History
 from geotower.pipeline.train import build_setup
 from geotower.train.loop import two_tower_loss
@@ -29,19 +26,6 @@ SETS = ["model.embed_dim=8", "model.cell_dim=4", "train.batch_size=16", "feature
         "model.trend_half_lives_days=[]", "eval.test_fraction=0.2"]
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    items = pd.DataFrame({"item_id": [f"i{k:02d}" for k in range(20)], "lat": 60.17 + rng.random(20) * 0.01,
-                          "lon": 24.94 + rng.random(20) * 0.01, "cats": rng.choice(["cafe", "bar, cafe"], 20),
-                          "stars": rng.random(20) * 5})
-    inter = pd.DataFrame({"user_id": [f"u{u:02d}" for u in rng.integers(0, 15, 300)],
-                          "item_id": [f"i{k:02d}" for k in rng.integers(0, 20, 300)], "rating": 5.0,
-                          "timestamp": np.arange(300) * 3600})
-    return write_dataset(tmp_path_factory.mktemp("data"), inter, items,
-                         DatasetSpec(items=TableSpec(multi_label={"cats": ", "})))
-
-
 def _on(value: object, device: torch.device) -> bool:
     return not isinstance(value, torch.Tensor) or value.device == device
 
@@ -49,9 +33,9 @@ def _on(value: object, device: torch.device) -> bool:
 @pytest.mark.parametrize("sets", [["train.loss=\"softmax\""], ["train.loss=\"softmax\"", "model.item_bias=true"],
                                   ["train.full_softmax_max_items=1000"],
                                   ["train.loss=\"bpr\"", "train.n_negatives=2"], ["train.loss=\"bce\""]])
-def test_a_training_step_and_the_export_run_where_the_model_is(data: Path, sets: list[str]) -> None:
+def test_a_training_step_and_the_export_run_where_the_model_is(cafes: Path, sets: list[str]) -> None:
     cfg = resolve(None, [*SETS, *sets])
-    setup = build_setup(data, cfg)
+    setup = build_setup(cafes, cfg)
     rows = train_data(setup.index, setup.rows.fit, cfg, setup.neighbours)
     model, _ = new_model(setup, rows, cfg)
     batch = next(make_sampler(rows, cfg, torch.Generator().manual_seed(0)).epoch()).to(META)
@@ -68,9 +52,9 @@ def test_a_training_step_and_the_export_run_where_the_model_is(data: Path, sets:
         assert model.user_embeddings(rows.hist_indptr, rows.hist_items, None).device == META
 
 
-def test_cpu_batches_are_not_copied(data: Path) -> None:
+def test_cpu_batches_are_not_copied(cafes: Path) -> None:
     cfg = resolve(None, SETS)
-    setup = build_setup(data, cfg)
+    setup = build_setup(cafes, cfg)
     rows = train_data(setup.index, setup.rows.fit, cfg, setup.neighbours)
     sampler = make_sampler(rows, cfg, torch.Generator().manual_seed(0))
     assert sampler.device is None  # train.device=cpu (or auto without a GPU): batches stay where they are built

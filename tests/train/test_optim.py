@@ -6,13 +6,10 @@ import copy
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pytest
 import torch
 
 from geotower import artifacts
 from geotower.config import resolve
-from geotower.ingest.dataset import DatasetSpec, TableSpec, write_dataset
 from geotower.model.bundle import load_bundle
 from geotower.pipeline.train import train_run
 from geotower.train.optim import MixedAdam
@@ -49,27 +46,15 @@ def test_only_the_batch_rows_move_and_the_state_round_trips() -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    items = pd.DataFrame({"item_id": [f"i{k:02d}" for k in range(20)], "lat": 60.17 + rng.random(20) * 0.01,
-                          "lon": 24.94 + rng.random(20) * 0.01, "cats": rng.choice(["cafe", "bar, cafe"], 20)})
-    inter = pd.DataFrame({"user_id": [f"u{u:02d}" for u in rng.integers(0, 15, 300)],
-                          "item_id": [f"i{k:02d}" for k in rng.integers(0, 20, 300)], "rating": 5.0,
-                          "timestamp": np.arange(300) * 3600})
-    return write_dataset(tmp_path_factory.mktemp("data"), inter, items,
-                         DatasetSpec(items=TableSpec(multi_label={"cats": ", "})))
-
-
-def test_a_run_with_sparse_user_ids_trains_checkpoints_and_repeats(data: Path, tmp_path: Path) -> None:
+def test_a_run_with_sparse_user_ids_trains_checkpoints_and_repeats(cafes: Path, tmp_path: Path) -> None:
     sets = ["model.embed_dim=8", "model.cell_dim=4", "train.batch_size=32", "train.epochs=3", "train.patience=0",
             "features.grid_cells_m=[500.0, 2000.0]", "train.sparse_ids_min_users=1"]
     cfg = resolve(None, sets)
-    first = train_run(data, tmp_path / "a", cfg, progress=False)
+    first = train_run(cafes, tmp_path / "a", cfg, progress=False)
     assert artifacts.read_json(tmp_path / "a" / "model.json")["sparse_user_ids"] is True
     assert np.isfinite(first.val_metrics["ndcg"]) and first.epochs_run == 3  # checkpointed every epoch
-    assert train_run(data, tmp_path / "b", cfg, progress=False).val_metrics == first.val_metrics
-    dense = train_run(data, tmp_path / "c", resolve(None, [*sets[:-1], "train.sparse_ids_min_users=0"]),
+    assert train_run(cafes, tmp_path / "b", cfg, progress=False).val_metrics == first.val_metrics
+    dense = train_run(cafes, tmp_path / "c", resolve(None, [*sets[:-1], "train.sparse_ids_min_users=0"]),
                       progress=False)
     assert artifacts.read_json(tmp_path / "c" / "model.json")["sparse_user_ids"] is False
     assert np.isfinite(dense.val_metrics["ndcg"])

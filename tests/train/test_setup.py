@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from geotower.config import resolve
-from geotower.ingest.dataset import DatasetSpec, TableSpec, write_dataset
 from geotower.pipeline.train import build_setup
 from geotower.train import setup as S
 from geotower.train.sampling import train_data
@@ -20,18 +17,7 @@ SETS = ["model.embed_dim=8", "model.cell_dim=4", "train.batch_size=16", "train.l
         "features.grid_cells_m=[500.0, 2000.0]", "model.id_dropout=0.3", "train.threads=1"]
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    items = pd.DataFrame({"item_id": [f"i{k:02d}" for k in range(20)], "lat": 60.17 + rng.random(20) * 0.01,
-                          "lon": 24.94 + rng.random(20) * 0.01, "cats": rng.choice(["cafe", "bar, cafe"], 20)})
-    inter = pd.DataFrame({"user_id": [f"u{u:02d}" for u in rng.integers(0, 15, 200)],
-                          "item_id": [f"i{k:02d}" for k in rng.integers(0, 20, 200)], "rating": 5.0})
-    return write_dataset(tmp_path_factory.mktemp("data"), inter, items,
-                         DatasetSpec(items=TableSpec(multi_label={"cats": ", "})))
-
-
-def test_side_by_side_equals_one_by_one(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_side_by_side_equals_one_by_one(cafes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.set_num_threads(1)  # the side-by-side path: one torch thread per model
     monkeypatch.setattr(S.os, "cpu_count", lambda: 2)
     pools: list[int] = []
@@ -43,7 +29,7 @@ def test_side_by_side_equals_one_by_one(data: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(S, "ThreadPoolExecutor", Spy)
     cfg = resolve(None, SETS)
-    setup = build_setup(data, cfg)
+    setup = build_setup(cafes, cfg)
     rows = train_data(setup.index, setup.rows.train, cfg, setup.neighbours)
     together = train_fixed(setup, rows, cfg, 3, seeds=[3, 4], progress=False)
     alone = [train_fixed(setup, rows, cfg, 3, seeds=[s], progress=False)[0] for s in (3, 4)]
