@@ -179,7 +179,8 @@ def flops_same(d_in: int) -> float:
 # --- geotower at the same model and loss ------------------------------------------------------------------------
 def run_same(data: Path, overrides: list[str]) -> dict[str, Any]:
     """One epoch of geotower's BatchSampler + fit + TwoTower with the original's model and loss."""
-    from geotower.model.towers import TowerSpec, TwoTower
+    from geotower.model.spec import TowerSpec
+    from geotower.model.towers import TwoTower
     from geotower.train.batches import BatchSampler, build_train_data
     from geotower.train.loop import fit, two_tower_loss
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from geotower.model.history import history_bags
-from geotower.model.towers import TowerSpec, TwoTower
+from geotower.model.spec import TowerSpec
+from geotower.model.towers import TwoTower
 
 # 3 items with one dense feature each: 1, 3, 5; user 0 likes items {0, 1, 2}, user 1 likes {2}
 ITEM_DENSE = torch.tensor([[1.0], [3.0], [5.0]])

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from geotower.model.history import history_bags
-from geotower.model.towers import TowerSpec, TwoTower
+from geotower.model.spec import TowerSpec
+from geotower.model.towers import TwoTower
 from geotower.model.trend import MAX_BUCKETS, MAX_TABLE_CELLS, n_buckets_for, trend_features
 
 DAY = 86_400.0

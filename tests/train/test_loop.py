@@ -75,7 +75,8 @@ def test_trend_prior_is_learned_when_recent_popularity_predicts(loss: str) -> No
     """Every day one item is 'in fashion' and all rows of that day and the next pick it: the prior must learn w > 0."""
     import numpy as np
 
-    from geotower.model.towers import TowerSpec, TwoTower
+    from geotower.model.spec import TowerSpec
+    from geotower.model.towers import TwoTower
     from geotower.train.batches import BatchSampler, build_train_data
     from geotower.train.loop import two_tower_loss
 

@@ -6,7 +6,8 @@ The public names below load their module on first use (:mod:`geotower._lazy`), s
 from geotower._lazy import lazy_exports
 
 _HOMES: dict[str, tuple[str, ...]] = {
-    "towers": ("TowerSpec", "TwoTower"),
+    "towers": ("TwoTower",),
+    "spec": ("TowerSpec",),
     "ensemble": ("TowerEnsemble", "build_towers"),
     "history": ("History", "history_bags"),
     "encoders": ("GeoEncoder", "TableEncoder"),
@@ -18,7 +19,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
 __all__ = [
     "GeoEncoder", "History", "TableEncoder", "TowerEnsemble", "TowerSpec", "TwoTower", "bce_loss", "bpr_loss",
     "build_towers", "bundle", "encoders", "ensemble", "history", "history_bags", "load_bundle", "losses",
-    "save_bundle", "softmax_loss", "towers", "trend", "trend_features",
+    "save_bundle", "softmax_loss", "spec", "towers", "trend", "trend_features",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

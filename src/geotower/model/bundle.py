@@ -24,7 +24,8 @@ from geotower.errors import ArtifactError, DataError
 from geotower.model.encoders import TableEncoder
 from geotower.model.ensemble import TowerEnsemble, build_towers
 from geotower.model.history import History
-from geotower.model.towers import TowerSpec, TwoTower
+from geotower.model.spec import TowerSpec
+from geotower.model.towers import TwoTower
 
 MODEL_WEIGHTS, MODEL_JSON = "model.safetensors", "model.json"
 FEATURES_JSON, FEATURES_ARRAYS = "features.json", "features.safetensors"

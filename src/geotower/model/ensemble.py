@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from geotower.model.history import History
-from geotower.model.towers import TowerSpec, TwoTower
+from geotower.model.spec import TowerSpec
+from geotower.model.towers import TwoTower
 
 
 class TowerEnsemble(nn.Module):

@@ -10,7 +10,6 @@ user with train positives (history = all their train positives) and writes the b
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -32,7 +31,8 @@ from geotower.ingest.protocol import id_index, split
 from geotower.model.bundle import BundleParts, save_bundle
 from geotower.model.encoders import TableEncoder
 from geotower.model.ensemble import TowerEnsemble
-from geotower.model.towers import TowerSpec, TwoTower
+from geotower.model.spec import TowerSpec
+from geotower.model.towers import TwoTower
 from geotower.model.trend import calibrate_weights
 from geotower.train.batches import TrainData
 from geotower.train.callbacks import Checkpointer, TensorBoardLogger, mlflow_from_env, write_curves
@@ -40,7 +40,7 @@ from geotower.train.distributed import SINGLE, Dist, agreed, barrier, distribute
 from geotower.train.loop import LoopState, fit, two_tower_loss
 from geotower.train.resume import fresh_or_resume
 from geotower.train.sampling import hard_negative_neighbours, make_sampler, train_data
-from geotower.train.setup import TrainSetup, new_model, train_fixed
+from geotower.train.setup import TrainSetup, new_model, sparse_user_ids, train_fixed
 
 __all__ = ["TrainResult", "build_setup", "train_run"]
 
@@ -160,17 +160,10 @@ def build_setup(data_dir: Path, cfg: RunConfig) -> TrainSetup:
                                  item_dense_dim=item_enc.dense_dim, user_dense_dim=user_dense.shape[1],
                                  cell_vocab_sizes=item_enc.cell_vocab_sizes,
                                  trend_dim=len(cfg.model.trend_half_lives_days) if ds.has_timestamps else 0,
-                                 sparse_user_ids=_sparse_user_ids(len(index.users), cfg))
+                                 sparse_user_ids=sparse_user_ids(len(index.users), cfg))
     return TrainSetup(ds=ds, rows=rows, index=index, item_enc=item_enc, user_enc=user_enc, item_dense=item_dense,
                       item_cells=item_cells, user_dense=user_dense, spec=spec,
                       neighbours=hard_negative_neighbours(ds, cfg))
-
-
-def _sparse_user_ids(n_users: int, cfg: RunConfig) -> bool:
-    """Sparse user-ID gradients from ``train.sparse_ids_min_users`` users on, in one process (DDP all-reduces
-    dense gradients)."""
-    single = int(os.environ.get("WORLD_SIZE", "1")) <= 1
-    return single and cfg.model.use_user_id and 0 < cfg.train.sparse_ids_min_users <= n_users
 
 
 def _item_inputs(ds: Dataset, train: pd.DataFrame, cfg: RunConfig) -> tuple[TableEncoder, np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ The public names below load their module on first use (:mod:`geotower._lazy`), s
 from geotower._lazy import lazy_exports
 
 _HOMES: dict[str, tuple[str, ...]] = {
-    "setup": ("TrainSetup", "new_model", "train_fixed"),
+    "setup": ("TrainSetup", "new_model", "sparse_user_ids", "train_fixed"),
     "loop": ("LoopState", "fit"),
     "sampling": ("make_sampler", "train_data"),
     "batches": ("BatchSampler", "TrainData"),
@@ -19,7 +19,8 @@ _HOMES: dict[str, tuple[str, ...]] = {
 __all__ = [
     "BatchSampler", "Checkpointer", "Dist", "LoopState", "MixedAdam", "OptimizerLike", "TensorBoardLogger",
     "TrainData", "TrainSetup", "batches", "callbacks", "distributed", "fit", "fresh_or_resume", "loop",
-    "make_sampler", "new_model", "optim", "resume", "sampling", "setup", "train_data", "train_fixed",
+    "make_sampler", "new_model", "optim", "resume", "sampling", "setup", "sparse_user_ids", "train_data",
+    "train_fixed",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

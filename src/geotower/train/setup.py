@@ -18,14 +18,15 @@ from geotower.config import RunConfig
 from geotower.ingest.dataset import Dataset
 from geotower.ingest.protocol import IdIndex, SplitRows
 from geotower.model.encoders import TableEncoder
-from geotower.model.towers import TowerSpec, TwoTower
+from geotower.model.spec import TowerSpec
+from geotower.model.towers import TwoTower
 from geotower.train.batches import TrainData
 from geotower.train.distributed import SINGLE, Dist, distributed_loss, resolve_device
 from geotower.train.loop import fit, two_tower_loss
 from geotower.train.optim import MixedAdam, OptimizerLike
 from geotower.train.sampling import Neighbours, make_sampler
 
-__all__ = ["TREND_LR_FACTOR", "TrainSetup", "new_model", "train_fixed"]
+__all__ = ["TREND_LR_FACTOR", "TrainSetup", "new_model", "sparse_user_ids", "train_fixed"]
 
 # The trend weights and item biases are scalars on a log-count scale; at the towers' learning rate they would move
 # too little in the ~100 steps small data sets train for, so they learn this much faster (without weight decay).
@@ -50,6 +51,13 @@ class TrainSetup:
     user_dense: np.ndarray
     spec: TowerSpec
     neighbours: Neighbours | None
+
+
+def sparse_user_ids(n_users: int, cfg: RunConfig) -> bool:
+    """Sparse user-ID gradients (:mod:`geotower.train.optim`) from ``train.sparse_ids_min_users`` users on, in one
+    process (DDP all-reduces dense gradients)."""
+    single = int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    return single and cfg.model.use_user_id and 0 < cfg.train.sparse_ids_min_users <= n_users
 
 
 def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: torch.Tensor | None = None,
