@@ -92,6 +92,13 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
     ],
     # third sweep (docs/quality.md, "Fast defaults"): the learning rate once steps are cheap
     "geotower-speed": [("lr=3e-3", ["train.lr=3e-3"]), ("lr=1e-2", ["train.lr=1e-2"])],
+    # fifth sweep (docs/quality.md, "Fewer steps"): fewer early-stopping epochs and larger batches
+    "geotower-fast": [
+        ("default", []),
+        ("patience=1", ["train.patience=1"]),
+        ("batch_size=1024, lr=0.02", ["train.batch_size=1024", "train.lr=0.02"]),
+        ("batch_size=1024, lr=0.02, patience=1", ["train.batch_size=1024", "train.lr=0.02", "train.patience=1"]),
+    ],
     "geotower-sweep": SWEEP,
     "geotower-short": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT],  # most telling first
     "geotower-short2": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT2],

@@ -120,3 +120,35 @@ def test_pooled_item_inputs_equal_per_level_pooling() -> None:
                                              for lv, emb in enumerate(m.cell_emb)]
     slow.append(m._bag_mean(h, m.item_id.weight, scale=m.item_known))
     torch.testing.assert_close(fast, torch.cat(slow, dim=1), rtol=1e-5, atol=1e-6)
+
+
+def test_localized_bags_pool_like_catalogue_bags() -> None:
+    """Training bags over a local table (the batch's distinct items, :func:`localize`) give the same means and the
+    same gradients as bags over the whole catalogue, leave-one-out included; the table holds only the bags' items
+    and the left-out targets."""
+    from geotower.model.history import localize
+
+    torch.manual_seed(1)
+    n_i, n_u = 40, 12
+    spec = TowerSpec(n_items=n_i, n_users=n_u, item_dense_dim=3, user_dense_dim=0, cell_vocab_sizes=[6, 4],
+                     cell_dim=5, embed_dim=8, n_layers=0)
+    known = (torch.arange(n_i) % 4 > 0).float()
+    m = TwoTower(spec, torch.randn(n_i, 3), torch.randint(0, 4, (n_i, 2)), torch.zeros(n_u, 0), known)
+    indptr = torch.arange(0, 37, 3)  # 12 users x 3 history items: small bags, the per-part path
+    hist_items = torch.randint(0, n_i, (36,))
+    users = torch.randint(0, n_u, (16,))
+    targets = torch.randint(0, n_i, (16,))
+    targets[:8] = hist_items[indptr[users[:8]]]  # half the rows leave a bag member out
+    h = history_bags(indptr, hist_items, None, users, targets, (torch.arange(16) < 8).float())
+    local = localize(h)
+    assert local.table_items is not None and len(local.table_items) < n_i
+    assert set(local.table_items.tolist()) == set(h.items.tolist()) | set(targets.tolist())
+    grads = []
+    for bags in (h, local):
+        m.zero_grad()
+        out = torch.cat(m._pool(bags), dim=1)
+        (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in (m.item_id.weight, *(e.weight for e in m.cell_emb))]))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

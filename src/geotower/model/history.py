@@ -20,6 +20,9 @@ class History:
     weight sum. ``rows`` (b,) maps output rows to bags (None = one row per bag). Leave-one-out: row ``i`` drops
     ``exclude[i]`` whose weight in the bag is ``exclude_w[i]`` (0 when the item is not in the bag), by subtracting
     it from the bag sum, so a user's bag is pooled once per batch however many rows they have.
+
+    With ``table_items`` (k,) set (:func:`localize`), ``items`` and ``exclude`` are positions in it instead of
+    item indices: the towers then build their pooled table for those k distinct items only, not for the catalogue.
     """
 
     items: Tensor
@@ -29,6 +32,7 @@ class History:
     rows: Tensor | None = None
     exclude: Tensor | None = None
     exclude_w: Tensor | None = None
+    table_items: Tensor | None = None
 
     def to(self, device: torch.device) -> History:
         """The same bags on ``device`` (batches are built on the CPU, the towers may train on a GPU)."""
@@ -37,7 +41,7 @@ class History:
 
         return History(self.items.to(device), self.offsets.to(device), self.weights.to(device),
                        self.totals.to(device), rows=move(self.rows), exclude=move(self.exclude),
-                       exclude_w=move(self.exclude_w))
+                       exclude_w=move(self.exclude_w), table_items=move(self.table_items))
 
     @property
     def n_rows(self) -> int:
@@ -69,3 +73,20 @@ def history_bags(indptr: Tensor, hist_items: Tensor, hist_weights: Tensor | None
     counts = indptr[uniq + 1] - indptr[uniq]
     offsets = torch.cumsum(counts, 0) - counts
     return History(hist_items[pos], offsets, w, totals, rows=rows, exclude=exclude, exclude_w=exclude_w)
+
+
+def localize(hist: History) -> History:
+    """The same bags over a local table: the distinct items of the bags and left-out targets, renumbered.
+
+    A training step then pools a (k, d) table of the k distinct items its bags hold, instead of building the whole
+    catalogue's table and its dense gradient every step (17-20 % faster steps on the three benchmark sets,
+    docs/quality.md). The sampler does this in its prefetch thread, off the training thread.
+    """
+    if hist.table_items is not None:
+        return hist
+    ex = hist.exclude if hist.exclude is not None else hist.items[:0]
+    table, local = torch.unique(torch.cat([hist.items, ex]), return_inverse=True)
+    m = len(hist.items)
+    return History(local[:m], hist.offsets, hist.weights, hist.totals, rows=hist.rows,
+                   exclude=local[m:] if hist.exclude is not None else None, exclude_w=hist.exclude_w,
+                   table_items=table)

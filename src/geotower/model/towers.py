@@ -163,6 +163,8 @@ class TwoTower(nn.Module):
         """Means over each bag of the item inputs (and of the item-ID embeddings with ``use_history``)."""
         pooled_ids = self.spec.use_history and self.item_id is not None
         content = self.item_in_dim > 0
+        if hist.table_items is not None:
+            return self._pool_local(hist, content, pooled_ids)
         if content and (len(self.cell_emb) or pooled_ids) and len(hist.items) >= len(self.item_dense):
             # bags hold more entries than the catalogue has items: pool one (n_items, item_in_dim [+ embed_dim])
             # table of the concatenated item inputs and ID embeddings (one embedding_bag and one dense gradient
@@ -178,6 +180,25 @@ class TwoTower(nn.Module):
                 parts.append(self._bag_mean(hist, emb.weight, self.item_cells[:, level], pad=0))  # (b, cell_dim)
         if pooled_ids:
             parts.append(self._bag_mean(hist, self.item_id.weight, scale=self.item_known))  # type: ignore[union-attr]
+        return parts
+
+    def _pool_local(self, hist: History, content: bool, pooled_ids: bool) -> list[Tensor]:
+        """:meth:`_pool` over a local table (``hist.table_items``): the rows of the bags' distinct items only.
+
+        The dense features (buffers: no gradient) are pooled apart from the learned parts (grid cells, IDs), which
+        share one (k, d) table and one embedding_bag. The means and their column order are those of :meth:`_pool`.
+        """
+        t = hist.table_items
+        assert t is not None
+        parts: list[Tensor] = []
+        learned: list[Tensor] = []
+        if content:
+            parts.append(self._bag_mean(hist, self.item_dense[t]))  # (b, item_dense_dim)
+            learned += [emb(self.item_cells[t, level]) for level, emb in enumerate(self.cell_emb)]
+        if pooled_ids:
+            learned.append(self.item_id(t) * self.item_known[t, None])  # type: ignore[misc]
+        if learned:
+            parts.append(self._bag_mean(hist, torch.cat(learned, dim=1) if len(learned) > 1 else learned[0]))
         return parts
 
     def encode_users(self, hist: History, user_dense: Tensor, user_idx: Tensor | None = None) -> Tensor:

@@ -118,7 +118,9 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     out = Path(out_dir)
     setup = build_setup(Path(data_dir).resolve(), cfg)
     fit_data = train_data(setup.index, setup.rows.fit, cfg, setup.neighbours)
+    stages = {"setup": time.perf_counter() - t0}
     model, state, validated = _early_stopped(setup, fit_data, cfg, out, resume=resume, progress=progress, dist=dist)
+    stages["early_stopping"] = time.perf_counter() - t0 - sum(stages.values())
     trend_weight = _calibrate_trend(model, setup, fit_data, cfg) if validated else None
     if trend_weight is not None:
         model.trend_weight.data.copy_(trend_weight)  # type: ignore[union-attr]
@@ -129,11 +131,12 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     trained = train_fixed(setup, final_data, cfg, epochs, seeds=seeds, trend_weight=trend_weight, progress=progress,
                           dist=dist)
     members = trained if refit else [model, *trained]
+    stages["refit_and_members"] = time.perf_counter() - t0 - sum(stages.values())
     final = TowerEnsemble(members) if len(members) > 1 else model
     result = None
     if dist.is_main:  # rank 0 alone writes the run files
         all_data = final_data if refit else train_data(setup.index, setup.rows.train, cfg, None)
-        result = _write_run(out, setup, cfg, final, state, all_data=all_data, wall=time.perf_counter() - t0)
+        result = _write_run(out, setup, cfg, final, state, all_data=all_data, stages=stages, start=t0)
     barrier(dist)
     return result  # type: ignore[return-value]  # None on ranks > 0
 
@@ -260,8 +263,12 @@ def _calibrate_trend(model: TwoTower, setup: TrainSetup, fit_data: TrainData, cf
 
 # --- stage 4: the run folder -----------------------------------------------------------------------
 def _write_run(out: Path, setup: TrainSetup, cfg: RunConfig, model: TwoTower | TowerEnsemble, state: LoopState,
-               all_data: TrainData, wall: float) -> TrainResult:
-    """Embed with all train positives (``all_data``) as history, then write the bundle, manifest and curves."""
+               all_data: TrainData, stages: dict[str, float], start: float) -> TrainResult:
+    """Embed with all train positives (``all_data``) as history, then write the bundle, manifest and curves.
+
+    ``stages`` holds the seconds of the stages so far; this one's is added as ``write`` (the manifest records all,
+    so a slow run shows where its time went). ``start`` is the run's ``perf_counter`` start.
+    """
     model.cpu()  # trained on a GPU or not: the run's embeddings and weights are exported from the CPU
     if all_data.trend_now is not None:  # the prior "now" = after every training row (without refit too)
         model.set_trend(None, all_data.trend_now)
@@ -279,8 +286,11 @@ def _write_run(out: Path, setup: TrainSetup, cfg: RunConfig, model: TwoTower | T
     best = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
     val_metrics = {k: v for k, v in best.items() if k not in ("epoch", "loss")}
     write_curves(out / "curves.png", state.history, cfg.eval.k, state.best_epoch)
-    artifacts.write_manifest(out, cfg.to_dict(), ds.fingerprint(), _manifest_extra(setup, cfg, model, state, wall,
-                                                                                    val_metrics))
+    wall = time.perf_counter() - start
+    stages["write"] = wall - sum(stages.values())
+    extra = _manifest_extra(setup, cfg, model, state, wall, val_metrics)
+    extra["stage_seconds"] = {k: round(v, 3) for k, v in stages.items()}
+    artifacts.write_manifest(out, cfg.to_dict(), ds.fingerprint(), extra)
     return TrainResult(run_dir=out, best_epoch=state.best_epoch, epochs_run=state.epoch, val_metrics=val_metrics,
                        wall_time_s=wall, n_users=len(ix.users), n_items=len(ix.items), cold_users=ix.cold_users,
                        history=state.history, paths={"run": out, "manifest": out / artifacts.MANIFEST})

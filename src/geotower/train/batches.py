@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geotower.model.history import History, csr_rows, history_bags
+from geotower.model.history import History, csr_rows, history_bags, localize
 from geotower.model.trend import trend_features
 from geotower.schema import local_xy_km
 
@@ -202,6 +202,7 @@ class BatchSampler:
         hist = history_bags(d.hist_indptr, d.hist_items, hist_w, users)
         if self.leave_one_out:
             hist.exclude, hist.exclude_w = items, self._weight_in_history(users, items, hist_w)
+        hist = localize(hist)
         b = Batch(users, items, d.labels[rows], d.weights[rows], hist, torch.empty(0, dtype=torch.long))
         b.buckets = None if d.buckets is None else d.buckets[rows]
         if self.full_softmax:  # every item is a column: the exact softmax the sampled ones approximate
