@@ -60,3 +60,73 @@ def test_a_run_with_sparse_user_ids_trains_checkpoints_and_repeats(cafes: Path, 
     assert np.isfinite(dense.val_metrics["ndcg"])
     sparse_users, dense_users = (load_bundle(tmp_path / r).user_emb for r in ("a", "c"))
     assert not np.allclose(sparse_users, dense_users)  # the switch is real (lazy Adam differs from dense Adam)
+
+
+def _twin_models(seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    torch.manual_seed(seed)
+    a = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.Linear(3, 1))
+    return a, copy.deepcopy(a)
+
+
+def _groups(model: torch.nn.Module) -> list[dict[str, object]]:
+    first, second = list(model[0].parameters()), list(model[1].parameters())  # type: ignore[index]
+    return [{"params": first}, {"params": second, "lr": 0.1, "weight_decay": 0.0}]
+
+
+def _train(model: torch.nn.Module, opt: object, steps: range) -> None:
+    for s in steps:
+        torch.manual_seed(100 + s)
+        opt.zero_grad()  # type: ignore[attr-defined]
+        model(torch.randn(8, 5)).square().mean().backward()
+        opt.step()  # type: ignore[attr-defined]
+
+
+def test_adam_driver_equals_torch_adam_and_shares_its_state_dict() -> None:
+    """geotower's Adam (torch's functional fused kernel) takes the same steps as torch.optim.Adam(fused=True),
+    group settings included, and each resumes from the other's state dict."""
+    from geotower.train.optim import Adam
+
+    ours, ref = _twin_models(0)
+    opt = Adam(_groups(ours), lr=0.01, weight_decay=1e-3)
+    ref_opt = torch.optim.Adam(_groups(ref), lr=0.01, weight_decay=1e-3, fused=True)  # type: ignore[arg-type]
+    _train(ours, opt, range(5))
+    _train(ref, ref_opt, range(5))
+    for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    # resume each from the other's state dict, then keep training both ways
+    ours2, ref2 = copy.deepcopy(ref), copy.deepcopy(ours)
+    opt2 = Adam(_groups(ours2), lr=0.5, weight_decay=0.0)  # settings come from the state dict
+    opt2.load_state_dict(copy.deepcopy(ref_opt.state_dict()))
+    ref_opt2 = torch.optim.Adam(_groups(ref2), lr=0.5, fused=True)  # type: ignore[arg-type]
+    ref_opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    _train(ours2, opt2, range(5, 9))
+    _train(ref2, ref_opt2, range(5, 9))
+    _train(ref, ref_opt, range(5, 9))
+    for p, q, r in zip(ours2.parameters(), ref2.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, r, rtol=0, atol=0)
+        torch.testing.assert_close(q, r, rtol=1e-6, atol=1e-7)  # torch's resume: one element 1 ulp apart
+
+
+def test_adam_driver_rejects_a_foreign_state_dict() -> None:
+    from geotower.train.optim import Adam
+
+    model, _ = _twin_models(0)
+    other = torch.nn.Linear(2, 2)
+    state = Adam([{"params": list(other.parameters())}], lr=0.1).state_dict()
+    import pytest
+
+    with pytest.raises(ValueError, match="parameter groups"):
+        Adam(_groups(model), lr=0.1).load_state_dict(state)
+
+
+def test_building_and_stepping_the_towers_optimizer_does_not_import_dynamo() -> None:
+    """Why the driver exists: torch.optim's step imports torch._dynamo (1.6 s per process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\nfrom geotower.train.optim import Adam\n"
+            "p = torch.nn.Parameter(torch.randn(3, 2))\nopt = Adam([{'params': [p]}], lr=0.1)\n"
+            "p.square().sum().backward(); opt.step(); opt.zero_grad(); opt.load_state_dict(opt.state_dict())\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

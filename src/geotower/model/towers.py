@@ -233,10 +233,15 @@ class TwoTower(nn.Module):
         if self.trend_weight is None or len(self.trend_table) == 0:
             return None
         uniq, row = torch.unique(buckets, return_inverse=True)
-        # (nb, c, h): the asked items of the distinct buckets only (gathering whole bucket rows first was 100 ms a
-        # step on a 35k-item catalogue)
-        table = self.trend_table[uniq] if items is None else self.trend_table[uniq[:, None], items[None, :]]
-        return (table @ self.trend_weight)[row]  # (b, c)
+        if items is None:
+            return (self.trend_table[uniq] @ self.trend_weight)[row]  # (b, n_items)
+        # (nb * c, h): the asked items of the distinct buckets only (gathering whole bucket rows first was 100 ms a
+        # step on a 35k-item catalogue), as one index_select of flat (bucket, item) rows: the same values as
+        # 2-d advanced indexing, 1.8x faster (that gather was ~13 % of a Yelp step)
+        n_items, h = self.trend_table.shape[1:]
+        flat = (uniq[:, None] * n_items + items[None, :]).reshape(-1)
+        table = self.trend_table.reshape(-1, h).index_select(0, flat)
+        return (table @ self.trend_weight).view(len(uniq), len(items))[row]  # (b, c)
 
     def _prior_column(self) -> bool:
         return self.trend_weight is not None or self.item_bias is not None

@@ -23,7 +23,7 @@ from geotower.model.towers import TwoTower
 from geotower.train.batches import TrainData
 from geotower.train.distributed import SINGLE, Dist, distributed_loss, resolve_device
 from geotower.train.loop import fit, two_tower_loss
-from geotower.train.optim import MixedAdam, OptimizerLike
+from geotower.train.optim import Adam, MixedAdam, OptimizerLike
 from geotower.train.sampling import Neighbours, make_sampler
 
 __all__ = ["TREND_LR_FACTOR", "TrainSetup", "new_model", "sparse_user_ids", "train_fixed"]
@@ -87,8 +87,8 @@ def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: 
     groups: list[dict[str, Any]] = [{"params": rest}]
     if fast:
         groups.append({"params": fast, "lr": t.lr * TREND_LR_FACTOR, "weight_decay": 0.0})
-    adam = torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay, fused=True)  # fused: one CPU
-    # kernel per tensor instead of ~10 (Adam was ~26 % of a batch-512 step, docs/quality.md)
+    adam = Adam(groups, lr=t.lr, weight_decay=t.weight_decay)  # torch's fused kernel: one CPU kernel per tensor
+    # instead of ~10 (Adam was ~26 % of a batch-512 step, docs/quality.md), without torch.optim's dynamo import
     return model, (MixedAdam(adam, sparse, lr=t.lr) if sparse else adam)
 
 
