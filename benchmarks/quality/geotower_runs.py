@@ -99,6 +99,11 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("batch_size=1024, lr=0.02", ["train.batch_size=1024", "train.lr=0.02"]),
         ("batch_size=1024, lr=0.02, patience=1", ["train.batch_size=1024", "train.lr=0.02", "train.patience=1"]),
     ],
+    # sixth sweep: a fixed epoch budget on all rows (no validation inside train), linear lr decay
+    "geotower-budget": [
+        (f"no early stopping, {e} epochs{', lr decay' if d else ''}",
+         ["train.early_stopping=false", f"train.epochs={e}", f"train.lr_decay={str(d).lower()}"])
+        for e, d in ((3, True), (4, True), (6, True), (3, False))],
     "geotower-sweep": SWEEP,
     "geotower-short": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT],  # most telling first
     "geotower-short2": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT2],

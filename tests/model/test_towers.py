@@ -152,3 +152,22 @@ def test_localized_bags_pool_like_catalogue_bags() -> None:
     torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-6)
     for a, b in zip(grads[0][1], grads[1][1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_items_without_dense_features_pool_on_two_threads() -> None:
+    """Check-in data sets have no dense item features: pooling that zero-width part must not reach
+    embedding_bag, which fails on a zero-width table once torch runs 2+ threads (``train.threads``)."""
+    from geotower.model.history import localize
+
+    spec = TowerSpec(n_items=30, n_users=5, item_dense_dim=0, user_dense_dim=0, cell_vocab_sizes=[6],
+                     cell_dim=4, embed_dim=8, n_layers=0)
+    m = TwoTower(spec, torch.zeros(30, 0), torch.randint(0, 6, (30, 1)), torch.zeros(5, 0), torch.ones(30))
+    indptr, items = torch.arange(0, 51, 10), torch.randint(0, 30, (50,))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        bags = localize(history_bags(indptr, items, None, torch.tensor([0, 1, 1, 4])))
+        parts = m._pool(bags)
+    finally:
+        torch.set_num_threads(before)
+    assert parts[0].shape == (4, 0) and parts[1].shape == (4, 4 + 8)

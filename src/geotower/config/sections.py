@@ -109,6 +109,10 @@ class TrainConfig:
     threads: int = field(default=1, metadata=NON_NEGATIVE)
     device: str = "cpu"  # "auto" (cuda when available), "cpu" or "cuda[:N]"; checked in _validate_combinations
     history_leave_one_out: bool = True  # drop the target item from its own history bag while training
+    # linear learning-rate decay to zero over each training run's epochs (early stopping: over train.epochs)
+    lr_decay: bool = False
+    # False: no validation inside train: every member trains train.epochs epochs on all training rows, side by side
+    early_stopping: bool = True
     refit: bool = True  # after early stopping, retrain on ALL training rows (validation included) for the best
     # number of epochs: the latest interactions (the temporal validation part) then shape the weights too
     # loss weight from the interactions' weight column: "linear" (as is), "log1p" (1 + log(1 + w) damps heavy repeat

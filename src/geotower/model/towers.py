@@ -144,6 +144,8 @@ class TwoTower(nn.Module):
 
         Empty bags (or a bag holding only the left-out item) give zeros.
         """
+        if table.shape[1] == 0:  # no dense features: embedding_bag over a zero-width table fails on 2+ threads
+            return table.new_zeros(hist.n_rows, 0)
         idx = hist.items if lookup is None else lookup[hist.items]
         w = hist.weights if scale is None else hist.weights * scale[hist.items]
         sums = F.embedding_bag(idx, table, hist.offsets, mode="sum", per_sample_weights=w, padding_idx=pad)  # (u, d)

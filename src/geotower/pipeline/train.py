@@ -117,6 +117,8 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     progress = progress and dist.is_main
     out = Path(out_dir)
     setup = build_setup(Path(data_dir).resolve(), cfg)
+    if not cfg.train.early_stopping:
+        return _train_fixed_budget(setup, out, cfg, progress, dist, t0)
     fit_data = train_data(setup.index, setup.rows.fit, cfg, setup.neighbours)
     stages = {"setup": time.perf_counter() - t0}
     model, state, validated = _early_stopped(setup, fit_data, cfg, out, resume=resume, progress=progress, dist=dist)
@@ -137,6 +139,26 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     if dist.is_main:  # rank 0 alone writes the run files
         all_data = final_data if refit else train_data(setup.index, setup.rows.train, cfg, None)
         result = _write_run(out, setup, cfg, final, state, all_data=all_data, stages=stages, start=t0)
+    barrier(dist)
+    return result  # type: ignore[return-value]  # None on ranks > 0
+
+
+def _train_fixed_budget(setup: TrainSetup, out: Path, cfg: RunConfig, progress: bool, dist: Dist,
+                        t0: float) -> TrainResult:
+    """``train.early_stopping=false``: every member trains ``train.epochs`` epochs on all training rows, side by
+    side, with no validation rows held back inside ``train``."""
+    data = train_data(setup.index, setup.rows.train, cfg, setup.neighbours)
+    stages = {"setup": time.perf_counter() - t0}
+    if dist.is_main:
+        artifacts.write_json(out / artifacts.CONFIG_JSON, cfg.to_dict())
+    members = train_fixed(setup, data, cfg, cfg.train.epochs, seeds=[cfg.seed + m for m in range(cfg.model.members)],
+                          progress=progress, dist=dist)
+    stages["members"] = time.perf_counter() - t0 - sum(stages.values())
+    state = LoopState(epoch=cfg.train.epochs, best_epoch=cfg.train.epochs)
+    result = None
+    if dist.is_main:
+        final = TowerEnsemble(members) if len(members) > 1 else members[0]
+        result = _write_run(out, setup, cfg, final, state, all_data=data, stages=stages, start=t0)
     barrier(dist)
     return result  # type: ignore[return-value]  # None on ranks > 0
 
@@ -213,7 +235,8 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
     t = cfg.train
     loss = distributed_loss(model, two_tower_loss(t.loss), dist)
     state = fit(model, optimizer, sampler, loss, t.epochs, patience=t.patience if validator else 0,
-                validate=validator, metric="ndcg", callbacks=callbacks, state=state, progress=progress)
+                validate=validator, metric="ndcg", callbacks=callbacks, state=state, progress=progress,
+                lr_decay=t.lr_decay)
     return model, state, validator is not None
 
 

@@ -79,14 +79,34 @@ def _update_best(state: LoopState, model: nn.Module, score: float | None, patien
         state.stopped = True
 
 
+def _param_groups(optimizer: OptimizerLike) -> list[dict[str, Any]]:
+    """The parameter groups of an optimizer, those of both halves of a MixedAdam included."""
+    parts = [getattr(optimizer, "dense", None), getattr(optimizer, "sparse", None)]
+    found = [g for o in parts if o is not None for g in o.param_groups] or list(getattr(optimizer, "param_groups", []))
+    return found
+
+
+def _decay_lr(optimizer: OptimizerLike, step: int, total: int) -> None:
+    """Linear learning-rate decay: each group's first learning rate times ``1 - step / total``.
+
+    Why: with a constant rate of 1e-2 the validation metric jumps by 10 % between epochs (Singapore); decaying to
+    zero over a fixed budget ends training in a flat, low-noise point, so no epoch has to be picked.
+    """
+    for group in _param_groups(optimizer):
+        base = group.setdefault("initial_lr", group["lr"])
+        group["lr"] = base * max(0.0, 1.0 - step / max(total, 1))
+
+
 def _train_epoch(model: nn.Module, optimizer: OptimizerLike, batches: BatchSource,
                  loss_fn: Callable[[nn.Module, Any], Tensor], state: LoopState, callbacks: list[Callback],
-                 progress: bool) -> float:
+                 progress: bool, decay_steps: int = 0) -> float:
     model.train()
     total, n = 0.0, 0
     bar = tqdm(prefetched(batches.epoch()), total=len(batches), disable=not progress,
                desc=f"epoch {state.epoch + 1}", leave=False)
     for batch in bar:
+        if decay_steps:
+            _decay_lr(optimizer, state.step, decay_steps)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
@@ -158,8 +178,8 @@ def check_finite_weights(model: nn.Module, epoch: int) -> None:
 def fit(model: nn.Module, optimizer: OptimizerLike, batches: BatchSource,
         loss_fn: Callable[[nn.Module, Any], Tensor], epochs: int, patience: int = 0,
         validate: Callable[[nn.Module], dict[str, float]] | None = None, metric: str = "ndcg",
-        callbacks: list[Callback] | None = None, state: LoopState | None = None, progress: bool = True
-        ) -> LoopState:
+        callbacks: list[Callback] | None = None, state: LoopState | None = None, progress: bool = True,
+        lr_decay: bool = False) -> LoopState:
     """Train until ``epochs`` or early stopping; restores the best epoch's weights at the end.
 
     Args:
@@ -173,11 +193,14 @@ def fit(model: nn.Module, optimizer: OptimizerLike, batches: BatchSource,
         callbacks: logging and checkpointing hooks (called in order after each step/epoch).
         state: the loop state to continue from (resume), or None for a fresh run.
         progress: show tqdm bars.
+        lr_decay: decay the learning rate linearly to zero over ``epochs`` (see :func:`_decay_lr`).
     """
     state = state or LoopState()
     callbacks = callbacks or []
+    decay = epochs * len(batches) if lr_decay else 0
     while state.epoch < epochs and not state.stopped:
-        loss = _train_epoch(model, optimizer, batches, loss_fn, state, callbacks=callbacks, progress=progress)
+        loss = _train_epoch(model, optimizer, batches, loss_fn, state, callbacks=callbacks, progress=progress,
+                            decay_steps=decay)
         model.eval()
         with torch.no_grad():
             metrics = validate(model) if validate is not None else {}

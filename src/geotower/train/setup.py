@@ -116,7 +116,7 @@ def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int,
     def run(job: tuple[TwoTower, OptimizerLike, Any], show: bool) -> TwoTower:
         model, optimizer, sampler = job
         fit(model, optimizer, sampler, distributed_loss(model, two_tower_loss(cfg.train.loss), dist), epochs,
-            progress=show)
+            progress=show, lr_decay=cfg.train.lr_decay)
         return model
 
     side_by_side = len(jobs) > 1 and not dist.enabled and torch.get_num_threads() == 1 and \
