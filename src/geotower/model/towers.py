@@ -293,13 +293,15 @@ class TwoTower(nn.Module):
         return self.retrieval_items(v, idx)
 
     def user_embeddings(self, indptr: Tensor, hist_items: Tensor, hist_weights: Tensor | None,
-                        chunk: int = 8192) -> Tensor:
-        """(n_users, embed_dim) embeddings of every indexed user, history = the CSR rows ``indptr, hist_items``.
+                        chunk: int = 8192, users: Tensor | None = None) -> Tensor:
+        """(n_users, embed_dim) embeddings of every indexed user (or of ``users`` only, in their order), history =
+        the CSR rows ``indptr, hist_items``.
 
         The score scale (1 / temperature) is baked in, so ``user @ item.T`` ranks like the training logits. The
         bags are built where the CSR lives (the CPU) and encoded where the model lives.
         """
-        users, device = torch.arange(self.spec.n_users), self.item_known.device
+        device = self.item_known.device
+        users = torch.arange(self.spec.n_users) if users is None else users.cpu()
         out = [self.encode_known_users(history_bags(indptr, hist_items, hist_weights, users[s:s + chunk]).to(device),
                                        users[s:s + chunk].to(device)) for s in range(0, len(users), chunk)]
         return self.retrieval_users(torch.cat(out))

@@ -244,8 +244,8 @@ def _validator(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig) -> Valida
     """The injected validation function: NDCG@K etc. of validation positives, masking fit-seen items."""
     ix, rows = setup.index, setup.rows
     pos_val = rows.validation[rows.validation[S.POSITIVE]]
-    relevant, seen = ix.csr(pos_val), ix.csr(rows.fit)
     users = np.unique(ix.user_index(pos_val)[ix.user_index(pos_val) >= 0])
+    relevant, seen = ix.csr(pos_val)[users], ix.csr(rows.fit)[users]  # rows of the validation users only
     if len(users) == 0:
         warnings.warn("the validation split has no positives of known users; early stopping is disabled",
                       GeotowerWarning, stacklevel=3)
@@ -253,9 +253,11 @@ def _validator(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig) -> Valida
 
     def validate_model(model: torch.nn.Module) -> dict[str, float]:  # fit() hands back the TwoTower it trains
         item_emb = model.all_item_embeddings().cpu().numpy()  # type: ignore[operator]
+        # the validation users only (embedding every user each epoch was most of a validation at full Yelp size)
         user_emb = model.user_embeddings(fit_data.hist_indptr, fit_data.hist_items,  # type: ignore[operator]
-                                         fit_data.hist_weights if cfg.model.history_weighted else None).cpu().numpy()
-        metrics = evaluate_embeddings(user_emb, item_emb, users, relevant, seen, cfg.eval.k)
+                                         fit_data.hist_weights if cfg.model.history_weighted else None,
+                                         users=torch.from_numpy(users)).cpu().numpy()
+        metrics = evaluate_embeddings(user_emb, item_emb, np.arange(len(users)), relevant, seen, cfg.eval.k)
         return {k: float(v) for k, v in metrics.items()}
 
     return validate_model
