@@ -135,3 +135,16 @@ def test_prefetched_stops_its_thread_when_the_consumer_stops() -> None:
     assert next(it) == 0
     it.close()  # the consumer gives up (e.g. training raised): the producer must not hang the process
     assert not any(t.name == "geotower-batches" for t in threading.enumerate())
+
+
+def test_lr_decay_falls_linearly_to_zero_over_the_epochs() -> None:
+    model = nn.Linear(1, 1, bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.4)
+    seen: list[float] = []
+
+    class LrRecorder(Recorder):
+        def on_step(self, state: LoopState, loss: float) -> None:
+            seen.append(opt.param_groups[0]["lr"])
+
+    fit(model, opt, Batches(), mse, epochs=2, callbacks=[LrRecorder()], progress=False, lr_decay=True)
+    assert seen == pytest.approx([0.4, 0.3, 0.2, 0.1])  # 4 steps: the rate each step used

@@ -39,3 +39,20 @@ def test_side_by_side_equals_one_by_one(cafes: Path, monkeypatch: pytest.MonkeyP
             torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
     first = together[0].state_dict()
     assert any(not torch.equal(v, together[1].state_dict()[k]) for k, v in first.items())  # seeds differ
+
+
+def test_fixed_budget_trains_every_member_on_all_rows(cafes: Path, tmp_path: Path) -> None:
+    """train.early_stopping=false: no validation rows inside train, members trained train.epochs epochs each."""
+    from geotower import artifacts
+    from geotower.config import resolve
+    from geotower.model.bundle import load_bundle
+    from geotower.pipeline.train import train_run
+
+    cfg = resolve(None, ["train.early_stopping=false", "train.epochs=2", "model.members=2", "train.lr_decay=true",
+                         "eval.test_fraction=0.2"])
+    result = train_run(cafes, tmp_path / "run", cfg, progress=False)
+    manifest = artifacts.read_json(tmp_path / "run" / artifacts.MANIFEST)
+    assert (result.best_epoch, result.epochs_run, manifest["members"]) == (2, 2, 2)
+    assert set(manifest["stage_seconds"]) == {"setup", "members", "write"}
+    bundle = load_bundle(tmp_path / "run")
+    assert bundle.item_emb.shape[0] == 20 and (tmp_path / "run" / "curves.png").exists()
