@@ -59,9 +59,10 @@ def build_inputs(workdir: Path, factor: int) -> tuple[Path, Path]:
     return items_path, folder
 
 
-def child(kind: str, mode: str, items_path: str, source: str) -> None:
+def child(kind: str, mode: str, items_path: str, source: str, out_path: str = "") -> None:
     """Run one side in this process; print {"seconds", "cpu", "rss_mib", "rows"} as JSON (cpu: process time, which
-    a busy machine disturbs less than wall time)."""
+    a busy machine disturbs less than wall time). With ``out_path``, also write the table there (parquet) so the
+    two sides' numbers can be compared afterwards."""
     import warnings
 
     import pandas as pd
@@ -82,6 +83,8 @@ def child(kind: str, mode: str, items_path: str, source: str) -> None:
         out = reference_features(items, read_layer_frames(source, LAYERS), (100, 200, 500), LAYERS, mode)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if out_path:
+        out.to_parquet(out_path)
     print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mib": rss, "rows": len(out)}))
 
 
@@ -143,7 +146,7 @@ def readers() -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(*sys.argv[2:6])
+        child(*sys.argv[2:7])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,4,16,64,256")

@@ -57,52 +57,65 @@ class FeatureAccumulator:
             self._block = int(np.clip(len(block) * _BLOCK_PAIRS / max(pairs, 1), 64, 65_536))
 
     def _add_block(self, layer: Layer, geoms: np.ndarray) -> int:
-        """Sums for one block of features; returns its number of (feature, item) pairs."""
-        n = len(self.points)
-        counts, measures = self.counts[layer.name], self.measures[layer.name]
-        feat, item, dist = self._pairs(geoms, layer.kind == "point")
-        whole = None if layer.measure is None else _measure(geoms, layer.kind)
-        spread, shapes = None, None
-        if whole is not None and self.mode == "clipped":
-            spread = _farthest_corner(shapely.bounds(geoms)[feat], self.xy[item])  # >= farthest vertex
-            shapes = Rings(geoms, layer.kind)
-        for k, r in enumerate(self.radii):
-            hit = self._hits(r, feat, item, dist, geoms)
-            counts[k] += np.bincount(item[hit], minlength=n)
-            if whole is not None:
-                values = whole[feat[hit]]
-                if shapes is not None and spread is not None:  # clip only pairs not wholly inside the buffer
-                    partial = np.flatnonzero(spread[hit] > r * _INSCRIBED)
-                    values[partial] = shapes.clipped(feat[hit][partial], self.xy[item[hit][partial]], r)
-                measures[k] += np.bincount(item[hit], weights=values, minlength=n)
-        return len(feat)
+        """Sums for one block of features; returns its number of candidate (feature, item) pairs.
 
-    def _pairs(self, geoms: np.ndarray, points: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(feature, item, distance) for every pair within the largest radius.
-
-        Candidates come from one envelope query (features' boxes padded by the radius). GEOS distances are computed
-        only where cheap bounds cannot decide a radius: the distance to the feature's box (lower bound) and to its
-        first vertex (upper bound). Where a pair is decided, the upper bound stands in for the distance: it
-        classifies every radius the same way (see :meth:`_hits`).
+        Most pairs are decided by the feature's bounding box alone, with squared distances: wholly inside the
+        64-gon's inscribed disc of radius r (the box's farthest corner is), or outside the r-buffer (its nearest
+        point is farther than r). A pair wholly inside radius k is wholly inside every larger one, so those sums
+        are one ``np.bincount`` over (first such radius, item) and a cumulative sum over radii. Only the pairs
+        left undecided for some radius, the ones the buffer's boundary may cross, get exact distances and
+        clipping (:meth:`_add_undecided`).
         """
-        rmax = max(self.radii)
+        n, n_radii = len(self.points), len(self.radii)
+        radii = np.asarray(self.radii, dtype=float)
+        rmax = float(radii.max())
         bounds = shapely.bounds(geoms)
         feat, item = self.tree.query(shapely.box(*(bounds + np.array([-rmax, -rmax, rmax, rmax])).T))
-        xy = self.xy[item]
-        coords, owner = shapely.get_coordinates(geoms, return_index=True)
-        first = coords[np.searchsorted(owner, np.arange(len(geoms)))]  # (n_features, 2) first vertex
-        if not points:
-            gap = np.maximum(np.maximum(bounds[feat, :2] - xy, xy - bounds[feat, 2:]), 0.0)
-            lower = np.hypot(gap[:, 0], gap[:, 1])
-            keep = lower <= rmax
-            feat, item, lower, xy = feat[keep], item[keep], lower[keep], xy[keep]
-        dist = np.hypot(*(first[feat] - xy).T)  # upper bound; exact for points
-        if not points:
-            radii = np.asarray(self.radii, dtype=float)
-            undecided = ((lower[:, None] <= radii) & (dist[:, None] > radii * _INSCRIBED)).any(axis=1)
-            dist[undecided] = shapely.distance(self.points[item[undecided]], geoms[feat[undecided]])
-        near = dist <= rmax
-        return feat[near], item[near], dist[near]
+        lower2, far2 = _box_distances2(bounds, feat, self.xy[item, 0], self.xy[item, 1])
+        inner2 = (radii * _INSCRIBED) ** 2
+        first_in = sum((far2 > b).astype(np.intp) for b in inner2)  # first radius wholly holding it (n_radii: none)
+        whole = None if layer.measure is None else _measure(geoms, layer.kind)
+        key = first_in * n + item
+        inside = np.bincount(key, minlength=(n_radii + 1) * n).reshape(n_radii + 1, n)[:n_radii]
+        self.counts[layer.name] += np.cumsum(inside, axis=0)
+        if whole is not None:
+            sums = np.bincount(key, weights=whole[feat], minlength=(n_radii + 1) * n).reshape(n_radii + 1, n)
+            self.measures[layer.name] += np.cumsum(sums[:n_radii], axis=0)
+        # undecided for radius k: the box reaches within r, and its farthest corner lies beyond the inscribed disc
+        reach = [(lower2 <= r * r) & (far2 > b) for r, b in zip(radii, inner2, strict=True)]
+        rows = np.flatnonzero(np.logical_or.reduce(reach))
+        lower2, far2 = lower2[rows], far2[rows]
+        undecided = (lower2[:, None] <= radii**2) & (far2[:, None] > inner2)  # (rows, radii)
+        if len(rows):
+            self._add_undecided(layer, geoms, feat[rows], item[rows], undecided, np.sqrt(lower2), whole)
+        return len(feat)
+
+    def _add_undecided(self, layer: Layer, geoms: np.ndarray, feat: np.ndarray, item: np.ndarray,
+                       mask: np.ndarray, lower: np.ndarray, whole: np.ndarray | None) -> None:
+        """Exact hits, and clipped (or whole) measures, of the pairs whose (pair, radius) ``mask`` is set.
+
+        GEOS distances are computed only where cheap bounds cannot decide a radius: the distance to the feature's
+        box (lower bound) and to its first vertex (upper bound). Where a pair is decided, the upper bound stands
+        in for the distance: it classifies every radius the same way (see :meth:`_hits`).
+        """
+        n = len(self.points)
+        radii = np.asarray(self.radii, dtype=float)
+        dist = np.hypot(*(_first_vertices(geoms)[feat] - self.xy[item]).T)  # upper bound; exact for points
+        if layer.kind != "point":
+            unsure = ((lower[:, None] <= radii) & (dist[:, None] > radii * _INSCRIBED) & mask).any(axis=1)
+            dist[unsure] = shapely.distance(self.points[item[unsure]], geoms[feat[unsure]])
+        hits = np.column_stack([self._hits(r, feat, item, dist, geoms) for r in self.radii]) & mask
+        for k in range(len(self.radii)):
+            self.counts[layer.name][k] += np.bincount(item[hits[:, k]], minlength=n)
+        if whole is None:
+            return
+        values = np.where(hits, whole[feat][:, None], 0.0)
+        if self.mode == "clipped":  # none of these pairs is wholly inside a radius it is undecided for
+            rows = np.flatnonzero(hits.any(axis=1))
+            shapes = Rings(geoms, layer.kind)
+            values[rows] = shapes.clipped_radii(feat[rows], self.xy[item[rows]], self.radii, hits[rows])
+        for k in range(len(self.radii)):
+            self.measures[layer.name][k] += np.bincount(item, weights=values[:, k], minlength=n)
 
     def _hits(self, r: int, feat: np.ndarray, item: np.ndarray, dist: np.ndarray, geoms: np.ndarray) -> np.ndarray:
         """Which pairs intersect the r-buffer: sure inside the inscribed disc, exact test only in the thin ring."""
@@ -130,11 +143,21 @@ class FeatureAccumulator:
         return out[[S.ITEM_ID, *S.geo_feature_columns(self.radii, layers)]]
 
 
-def _farthest_corner(bounds: npt.NDArray[np.float64], xy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Distance from each point to the farthest corner of its feature's box: a feature within it is inside."""
-    dx = np.maximum(np.abs(xy[:, 0] - bounds[:, 0]), np.abs(bounds[:, 2] - xy[:, 0]))
-    dy = np.maximum(np.abs(xy[:, 1] - bounds[:, 1]), np.abs(bounds[:, 3] - xy[:, 1]))
-    return np.hypot(dx, dy)
+def _box_distances2(bounds: npt.NDArray[np.float64], feat: npt.NDArray[np.intp], x: npt.NDArray[np.float64],
+                    y: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Squared distances from each point (x, y) to the nearest and the farthest point of its feature's box."""
+    x0, y0, x1, y1 = (np.ascontiguousarray(bounds[:, c])[feat] for c in range(4))
+    dx_lo, dx_hi, dy_lo, dy_hi = x0 - x, x - x1, y0 - y, y - y1
+    gap_x, gap_y = np.maximum(np.maximum(dx_lo, dx_hi), 0.0), np.maximum(np.maximum(dy_lo, dy_hi), 0.0)
+    far_x, far_y = np.maximum(-dx_lo, -dx_hi), np.maximum(-dy_lo, -dy_hi)
+    return gap_x * gap_x + gap_y * gap_y, far_x * far_x + far_y * far_y
+
+
+def _first_vertices(geoms: np.ndarray) -> npt.NDArray[np.float64]:
+    """(n_features, 2) first vertex of each feature: a point of it, so its distance bounds the feature's."""
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    first: npt.NDArray[np.float64] = coords[np.searchsorted(owner, np.arange(len(geoms)))]
+    return first
 
 
 def _measure(geoms: np.ndarray, kind: str) -> np.ndarray:

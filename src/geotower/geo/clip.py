@@ -10,6 +10,8 @@ rounding stays at the millimetre scale of UTM meters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import shapely
@@ -29,6 +31,8 @@ def _bin_sum(bins: _Ints, weights: _Floats, n: int) -> _Floats:
 
 QUAD_SEGS = 16  # geopandas' default buffer resolution: a 64-gon, as in the original feature table
 _SEG_BLOCK = 65_536  # segment-pairs per Cyrus-Beck block: bounds the (block x 64) temporaries to ~34 MB each
+_ON_EDGE2 = 1e-6  # squared distance (m^2) below which a centre counts as on an edge
+_EDGE_BLOCK = 1_000_000  # (edge, item) rows expanded at once when clipping: ~150 MB of temporaries at most
 
 
 def _unit_window() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -74,68 +78,125 @@ class Rings:
             owner = part_feat[ring_part]
             coords, ring_of = shapely.get_coordinates(rings, return_index=True)
             last = np.r_[ring_of[1:] != ring_of[:-1], True]
-            self.coords, ring_of = coords[~last], ring_of[~last]  # drop each ring's closing vertex
-            self.v_count = np.bincount(ring_of, minlength=len(rings))
+            self.coords, self.edge_ring = coords[~last], ring_of[~last]  # drop each ring's closing vertex
+            self.v_count = np.bincount(self.edge_ring, minlength=len(rings))
             self.v_start = np.cumsum(self.v_count) - self.v_count
+            nxt = np.arange(1, len(self.coords) + 1)
+            ends = self.v_start + self.v_count
+            nxt[ends[self.v_count > 0] - 1] = self.v_start[self.v_count > 0]
+            self.edge_a, self.edge_d = self.coords, self.coords[nxt] - self.coords  # edge i: vertex i -> next
+            edges_per_feat = np.bincount(owner, weights=self.v_count, minlength=len(geoms)).astype(np.intp)
         else:
             coords, part_of = shapely.get_coordinates(parts, return_index=True)
             same = part_of[1:] == part_of[:-1]
-            self.a, self.b = coords[:-1][same], coords[1:][same]  # segment ends
+            self.edge_a = coords[:-1][same]
+            self.edge_d = coords[1:][same] - self.edge_a
             owner = part_feat[part_of[:-1][same]]
+            edges_per_feat = np.bincount(owner, minlength=len(geoms))
         self.count = np.bincount(owner, minlength=len(geoms))  # segments or rings per feature
         self.start = np.cumsum(self.count) - self.count
+        self.e_count = edges_per_feat  # edges per feature (segments of lines, ring edges of polygons), contiguous
+        self.e_start = np.cumsum(edges_per_feat) - edges_per_feat
 
     def clipped(self, feat: _Ints, centers: _Floats, r: float) -> npt.NDArray[np.float64]:
         """Length (lines) or area (polygons) of ``feat[j]`` inside the r-buffer around ``centers[j]`` (m, 2)."""
-        pair, idx = _expand(self.start[feat], self.count[feat])
+        need = np.ones((len(feat), 1), dtype=bool)
+        return self.clipped_radii(feat, centers, (r,), need)[:, 0]
+
+    def clipped_radii(self, feat: _Ints, centers: _Floats, radii: tuple[float, ...],
+                      need: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+        """Length or area of ``feat[j]`` inside each r-buffer around ``centers[j]``, where ``need[j, k]``.
+
+        The edges of each pair are expanded and measured against the centre once for all radii (relative
+        coordinates, distance to the centre, the 64-gon sector they span), then each radius sweeps only its
+        edges within r. Entries not needed are 0.
+
+        Args:
+            feat: (m,) feature index of each pair.
+            centers: (m, 2) the pair's item.
+            radii: buffer radii (columns).
+            need: (m, n_radii) which (pair, radius) values to compute.
+
+        Returns:
+            (m, n_radii) float64.
+        """
+        jobs = np.flatnonzero(need.ravel())  # one job per needed (pair, radius)
+        pair, k = jobs // len(radii), jobs % len(radii)
+        r = np.asarray(radii, dtype=float)[k]
+        values = np.zeros(len(jobs))
+        ends = np.cumsum(self.e_count[feat[pair]])
+        cuts = np.searchsorted(ends, np.arange(_EDGE_BLOCK, int(ends[-1]) if len(ends) else 0, _EDGE_BLOCK))
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(jobs)], strict=True):
+            if hi > lo:
+                values[lo:hi] = self._clip_block(feat[pair[lo:hi]], centers[pair[lo:hi]], r[lo:hi])
+        out = np.zeros((len(feat), len(radii)))
+        out[pair, k] = values
+        return out
+
+    def _clip_block(self, feat: _Ints, centers: _Floats, r: _Floats) -> npt.NDArray[np.float64]:
+        """Length or area of ``feat[j]`` inside the ``r[j]``-buffer around ``centers[j]``, one block of jobs."""
+        job, idx = _expand(self.e_start[feat], self.e_count[feat])
+        a = self.edge_a[idx] - centers[job]
+        dist2 = _centre_distance2(a, self.edge_d[idx])
+        near = np.flatnonzero(dist2 <= r[job] ** 2)  # an edge farther than r cuts nothing
+        job, idx, a = job[near], idx[near], a[near]
+        b, rr = a + self.edge_d[idx], r[job]
         if self.kind == "line":
-            values = _segment_lengths(self.a[idx] - centers[pair], self.b[idx] - centers[pair], r)
-            return _bin_sum(pair, values, len(feat))
-        fan, touching = _ring_areas(self.coords, self.v_start[idx], self.v_count[idx], centers[pair], r)
+            return _bin_sum(job, _near_lengths(a, b, rr), len(feat))
+        theta_a, span = _angles(a, b)
+        fan = _fan_areas(a, b, rr, theta_a, span) - rr * rr * _sector_areas(theta_a, span)
         inside = shapely.contains_xy(self.geoms[feat], centers[:, 0], centers[:, 1])
-        values = _bin_sum(pair, self.orient[idx] * fan, len(feat))
-        values = values + np.where(inside, polygon_area(r), 0.0)
-        redo = np.unique(pair[touching])  # the item lies on the feature's boundary: sweep every edge instead
+        out: npt.NDArray[np.float64] = _bin_sum(job, self.orient[self.edge_ring[idx]] * fan, len(feat))
+        out += np.where(inside, polygon_area(1.0) * r * r, 0.0)
+        # the item lies on (within a millimetre of) the feature's boundary: sweep every edge instead, which is
+        # right wherever the centre is (the identity above needs it off the ring)
+        redo = np.unique(job[dist2[near] <= _ON_EDGE2])
         if len(redo):
-            pair2, idx2 = _expand(self.start[feat[redo]], self.count[feat[redo]])
-            full = _ring_areas_full(self.coords, self.v_start[idx2], self.v_count[idx2], centers[redo][pair2], r)
-            values[redo] = _bin_sum(pair2, self.sign[idx2] * full, len(redo))
-        return values
+            out[redo] = self._full_sweep(feat[redo], centers[redo], r[redo])
+        return out
+
+    def _full_sweep(self, feat: _Ints, centers: _Floats, r: _Floats) -> npt.NDArray[np.float64]:
+        """Areas by sweeping every edge's fan triangle: right for any position of the centre."""
+        pair, idx = _expand(self.start[feat], self.count[feat])
+        full = _ring_areas_full(self.coords, self.v_start[idx], self.v_count[idx], centers[pair], r[pair])
+        return _bin_sum(pair, self.sign[idx] * full, len(feat))
 
 
-def _segment_lengths(a: _Floats, b: _Floats, r: float) -> npt.NDArray[np.float64]:
-    """Length of each segment a->b (m, 2), relative to the centre, inside the r-buffer.
+def _near_lengths(a: _Floats, b: _Floats, r: _Floats) -> npt.NDArray[np.float64]:
+    """Length of each segment a->b (m, 2, relative to the centre, each within r of it) inside the r-buffer.
 
-    Segments with both ends inside the inscribed disc are whole; segments farther than r are out; only the rest,
-    those crossing the thin ring between the two, go through Cyrus-Beck.
+    Segments with both ends inside the inscribed disc are whole; only those crossing the thin ring between the
+    disc and the 64-gon go through the wedge sweep.
     """
     length = _norm(b - a)
     inner = r * _OFFSETS.min() * (1.0 - 1e-9)
     whole = (_norm(a) <= inner) & (_norm(b) <= inner)
-    near = ~whole & (_centre_distance(a, b) <= r)
     out = np.where(whole, length, 0.0)
-    if near.any():
-        out[near] = _wedge_sweep(a[near], b[near], r, "len")
+    if not whole.all():
+        cut = ~whole
+        out[cut] = _wedge_sweep(a[cut], b[cut], r[cut], *_angles(a[cut], b[cut]), "len")
     return out
 
 
-def _centre_distance(a: _Floats, b: _Floats) -> npt.NDArray[np.float64]:
-    """Distance from the origin to each segment a->b."""
-    d = b - a
+def _centre_distance2(a: _Floats, d: _Floats) -> npt.NDArray[np.float64]:
+    """Squared distance from the origin to each segment a -> a + d."""
     dd = np.einsum("ij,ij->i", d, d)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.clip(np.where(dd > 0, -np.einsum("ij,ij->i", a, d) / dd, 0.0), 0.0, 1.0)
-    return _norm(a + t[:, None] * d)
+    p = a + t[:, None] * d
+    out: npt.NDArray[np.float64] = np.einsum("ij,ij->i", p, p)
+    return out
 
 
-def _cyrus_beck(a: _Floats, b: _Floats, r: float) -> npt.NDArray[np.float64]:
-    """Cyrus-Beck clipping of segments against the 64-gon, in blocks of (segments x 64) arrays."""
+def _cyrus_beck(a: _Floats, b: _Floats, r: _Floats) -> npt.NDArray[np.float64]:
+    """Cyrus-Beck clipping of segments against the 64-gon of radius ``r`` (per segment), in (block x 64) arrays."""
     out = np.empty(len(a))
-    normals, offsets = _NORMALS, _OFFSETS * r
+    normals = _NORMALS
     for lo in range(0, len(a), _SEG_BLOCK):
         sa, sb = a[lo:lo + _SEG_BLOCK], b[lo:lo + _SEG_BLOCK]
         d = sb - sa
-        num = offsets - sa @ normals.T  # (m, 64): >= 0 where the start is inside edge k's half-plane
+        # (m, 64): >= 0 where the start is inside edge k's half-plane
+        num = _OFFSETS * r[lo:lo + _SEG_BLOCK, None] - sa @ normals.T
         den = d @ normals.T  # (m, 64): > 0 moving outward
         with np.errstate(divide="ignore", invalid="ignore"):
             t = num / den
@@ -159,70 +220,72 @@ def _ring_edges(coords: _Floats, v_start: _Ints, v_count: _Ints,
 
 
 def _ring_areas_full(coords: _Floats, v_start: _Ints, v_count: _Ints, centers: _Floats,
-                     r: float) -> npt.NDArray[np.float64]:
-    """Area of each ring inside the r-buffer by sweeping every edge's fan triangle (any position of the centre)."""
+                     r: _Floats) -> npt.NDArray[np.float64]:
+    """Area of each ring inside its r-buffer by sweeping every edge's fan triangle (any position of the centre)."""
     job, a, b = _ring_edges(coords, v_start, v_count, centers)
     area = np.zeros(len(job))
-    for lo in range(0, len(job), _SEG_BLOCK):
-        area[lo:lo + _SEG_BLOCK] = _fan_areas(a[lo:lo + _SEG_BLOCK], b[lo:lo + _SEG_BLOCK], r)
-    return np.abs(_bin_sum(job, area, len(v_count)))
-
-
-def _ring_areas(coords: _Floats, v_start: _Ints, v_count: _Ints, centers: _Floats,
-                r: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """Signed fan area of each ring (vertices relative to its centre) inside the r-buffer, minus its 64-gon sweep.
-
-    A ring's area is the sum over its edges (a, b) of the signed triangle (O, a, b); intersected with the buffer,
-    each triangle is cut at the 64-gon's vertex rays into pieces that lie in one wedge, where the buffer is just
-    one half-plane. An edge farther than r from O cuts nothing: its clipped triangle is the 64-gon's sector between
-    the rays to a and b, and those sectors sum, around a closed ring, to the whole 64-gon if the ring winds around
-    O and to nothing otherwise. So only edges within r are swept: this returns the sum over them of (clipped
-    triangle - sector), and the caller adds the 64-gon's area where the feature contains O. That identity needs O
-    off the ring: rings with an edge through O are flagged (second value) for :func:`_ring_areas_full`.
-    """
-    job, a, b = _ring_edges(coords, v_start, v_count, centers)
-    area = np.zeros(len(job))
-    touching = np.zeros(len(v_count), dtype=bool)
     for lo in range(0, len(job), _SEG_BLOCK):
         sa, sb = a[lo:lo + _SEG_BLOCK], b[lo:lo + _SEG_BLOCK]
-        near = np.flatnonzero(_centre_distance(sa, sb) <= r)
-        na, nb = sa[near], sb[near]
-        area[lo + near] = _fan_areas(na, nb, r) - _sector_areas(na, nb, r)
-        through = (np.abs(_cross(na, nb)) <= 1e-9 * (_norm(na) * _norm(nb) + 1e-12)) & \
-            (np.einsum("ij,ij->i", na, nb) <= 0)
-        touching[job[lo + near[through]]] = True
-    return _bin_sum(job, area, len(v_count)), touching
+        area[lo:lo + _SEG_BLOCK] = _fan_areas(sa, sb, r[job[lo:lo + _SEG_BLOCK]], *_angles(sa, sb))
+    return np.abs(_bin_sum(job, area, len(v_count)))
 
 
 _STEP = 2 * np.pi / (4 * QUAD_SEGS)  # angle between the 64-gon's vertices (one at angle 0)
 
 
-def _fan_areas(a: _Floats, b: _Floats, r: float) -> npt.NDArray[np.float64]:
+def _angles(a: _Floats, b: _Floats) -> tuple[_Floats, _Floats]:
+    """Angle of each a (m, 2) seen from O, and the signed sweep from it to b's angle, in (-pi, pi]."""
+    theta_a = np.arctan2(a[:, 1], a[:, 0])
+    return theta_a, np.mod(np.arctan2(b[:, 1], b[:, 0]) - theta_a + np.pi, 2 * np.pi) - np.pi
+
+
+def _fan_areas(a: _Floats, b: _Floats, r: _Floats, theta_a: _Floats, span: _Floats) -> npt.NDArray[np.float64]:
     """Signed area of triangle (O, a, b) inside the 64-gon of circumradius r around O, per edge (m, 2).
 
     Edges with both ends inside the inscribed disc keep their whole triangle; only the others are swept.
+    ``theta_a, span`` are :func:`_angles` of (a, b).
     """
-    inner = r * _OFFSETS.min() * (1.0 - 1e-9)
+    inner = r * (_OFFSETS.min() * (1.0 - 1e-9))
     whole = (_norm(a) <= inner) & (_norm(b) <= inner)
     out = np.where(whole, _cross(a, b) / 2.0, 0.0)
     if not whole.all():
-        out[~whole] = _wedge_sweep(a[~whole], b[~whole], r, "area")
+        cut = ~whole
+        out[cut] = _wedge_sweep(a[cut], b[cut], r[cut], theta_a[cut], span[cut], "area")
     return out
 
 
-def _wedge_sweep(a: _Floats, b: _Floats, r: float, measure: str) -> npt.NDArray[np.float64]:
+def _wedge_sweep(a: _Floats, b: _Floats, r: _Floats, theta_a: _Floats, span: _Floats,
+                 measure: str) -> npt.NDArray[np.float64]:
     """Cut each segment a->b (m, 2) at the 64-gon's vertex rays; inside one wedge the buffer is one half-plane.
 
     ``measure`` "area": signed area of triangle (O, a, b) inside the buffer; "len": length of a->b inside it.
-    Segments collinear with the centre have no fan area and go through Cyrus-Beck for their length.
+    Segments collinear with the centre have no fan area and go through Cyrus-Beck for their length. ``r`` is
+    per segment; ``theta_a, span`` are :func:`_angles` of (a, b).
     """
-    d = b - a
-    theta_a = np.arctan2(a[:, 1], a[:, 0])
-    span = np.mod(np.arctan2(b[:, 1], b[:, 0]) - theta_a + np.pi, 2 * np.pi) - np.pi  # signed sweep, (-pi, pi]
     k_a = np.floor(theta_a / _STEP)
     n_pieces = (np.abs(np.floor((theta_a + span) / _STEP) - k_a) + 1).astype(np.int64)
     degenerate = np.abs(_cross(a, b)) <= 1e-12 * (_norm(a) * _norm(b) + 1e-300)
     n_pieces[degenerate] = 0
+    piece_fn = _wedge_piece_area if measure == "area" else _wedge_piece_length
+    h = r * np.cos(_STEP / 2)
+    out = np.zeros(len(a))
+    one = np.flatnonzero(n_pieces == 1)  # most segments lie in one wedge: no cut, no ray intersections
+    mid = (k_a[one] + 0.5) * _STEP
+    out[one] = piece_fn(a[one], b[one], np.column_stack([np.cos(mid), np.sin(mid)]), h[one])
+    many = np.flatnonzero(n_pieces > 1)
+    if len(many):
+        out[many] = _pieces(a[many], b[many], h[many], theta_a[many], span[many], piece_fn)
+    if measure == "len" and degenerate.any():
+        out[degenerate] = _cyrus_beck(a[degenerate], b[degenerate], r[degenerate])
+    return out
+
+
+def _pieces(a: _Floats, b: _Floats, h: _Floats, theta_a: _Floats, span: _Floats,
+            piece_fn: Callable[[_Floats, _Floats, _Floats, _Floats], _Floats]) -> npt.NDArray[np.float64]:
+    """:func:`_wedge_sweep` for segments spanning several wedges: cut at the rays, one piece per wedge."""
+    d = b - a
+    k_a = np.floor(theta_a / _STEP)
+    n_pieces = (np.abs(np.floor((theta_a + span) / _STEP) - k_a) + 1).astype(np.int64)
     edge, piece = _expand(np.zeros(len(a), dtype=np.int64), n_pieces)
     step = np.sign(span[edge])
     k = k_a[edge] + step * piece  # wedge of this piece (unwrapped)
@@ -236,12 +299,7 @@ def _wedge_sweep(a: _Floats, b: _Floats, r: float, measure: str) -> npt.NDArray[
     p1 = a[edge] + t1[:, None] * d[edge]
     mid = (k + 0.5) * _STEP
     normal = np.column_stack([np.cos(mid), np.sin(mid)])
-    h = r * np.cos(_STEP / 2)
-    piece_fn = _wedge_piece_area if measure == "area" else _wedge_piece_length
-    out = _bin_sum(edge, piece_fn(p0, p1, normal, h), len(a))
-    if measure == "len" and degenerate.any():
-        out[degenerate] = _cyrus_beck(a[degenerate], b[degenerate], r)
-    return out
+    return _bin_sum(edge, piece_fn(p0, p1, normal, h[edge]), len(a))
 
 
 def polygon_area(r: float) -> float:
@@ -249,11 +307,9 @@ def polygon_area(r: float) -> float:
     return float(4 * QUAD_SEGS * (r * np.cos(_STEP / 2)) ** 2 * np.tan(_STEP / 2))
 
 
-def _sector_areas(a: _Floats, b: _Floats, r: float) -> npt.NDArray[np.float64]:
-    """Signed area of the 64-gon between the rays O->a and O->b (the short way round), per edge (m, 2)."""
-    theta_a = np.arctan2(a[:, 1], a[:, 0])
-    span = np.mod(np.arctan2(b[:, 1], b[:, 0]) - theta_a + np.pi, 2 * np.pi) - np.pi
-    return _sweep_area(theta_a + span, r) - _sweep_area(theta_a, r)
+def _sector_areas(theta_a: _Floats, span: _Floats) -> npt.NDArray[np.float64]:
+    """Signed area of the unit 64-gon between the rays at ``theta_a`` and ``theta_a + span`` (scales with r^2)."""
+    return _sweep_area(theta_a + span, 1.0) - _sweep_area(theta_a, 1.0)
 
 
 def _sweep_area(theta: _Floats, r: float) -> npt.NDArray[np.float64]:
@@ -276,7 +332,7 @@ def _cross(p: _Floats, q: _Floats) -> npt.NDArray[np.float64]:
     return p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]
 
 
-def _wedge_piece_length(p0: _Floats, p1: _Floats, normal: _Floats, h: float) -> npt.NDArray[np.float64]:
+def _wedge_piece_length(p0: _Floats, p1: _Floats, normal: _Floats, h: _Floats) -> npt.NDArray[np.float64]:
     """Length of segment p0->p1 inside the half-plane normal . x <= h."""
     s0 = np.einsum("ij,ij->i", p0, normal) - h
     s1 = np.einsum("ij,ij->i", p1, normal) - h
@@ -286,7 +342,7 @@ def _wedge_piece_length(p0: _Floats, p1: _Floats, normal: _Floats, h: float) -> 
     return frac * _norm(p1 - p0)
 
 
-def _wedge_piece_area(p0: _Floats, p1: _Floats, normal: _Floats, h: float) -> npt.NDArray[np.float64]:
+def _wedge_piece_area(p0: _Floats, p1: _Floats, normal: _Floats, h: _Floats) -> npt.NDArray[np.float64]:
     """Signed area of triangle (O, p0, p1) inside the half-plane normal . x <= h (O is inside it)."""
     s0 = np.einsum("ij,ij->i", p0, normal)
     s1 = np.einsum("ij,ij->i", p1, normal)
