@@ -37,6 +37,7 @@ class FeatureAccumulator:
         self.points, self.radii, self.mode = points, tuple(radii), mode
         self.tree = shapely.STRtree(points)
         self.xy = shapely.get_coordinates(points)  # (n_items, 2)
+        self.x, self.y = np.ascontiguousarray(self.xy[:, 0]), np.ascontiguousarray(self.xy[:, 1])
         self.counts: dict[str, np.ndarray] = {}  # layer -> (n_radii, n_items)
         self.measures: dict[str, np.ndarray] = {}
         self._block = 2048  # features per block, adapted to the pair density
@@ -71,7 +72,12 @@ class FeatureAccumulator:
         rmax = float(radii.max())
         bounds = shapely.bounds(geoms)
         feat, item = self.tree.query(shapely.box(*(bounds + np.array([-rmax, -rmax, rmax, rmax])).T))
-        lower2, far2 = _box_distances2(bounds, feat, self.xy[item, 0], self.xy[item, 1])
+        x, y = self.x[item], self.y[item]
+        if layer.kind == "point":  # a point's box is the point: both bounds are its distance
+            dx, dy = np.ascontiguousarray(bounds[:, 0])[feat] - x, np.ascontiguousarray(bounds[:, 1])[feat] - y
+            lower2 = far2 = dx * dx + dy * dy
+        else:
+            lower2, far2 = _box_distances2(bounds, feat, x, y)
         inner2 = (radii * _INSCRIBED) ** 2
         first_in = sum((far2 > b).astype(np.intp) for b in inner2)  # first radius wholly holding it (n_radii: none)
         whole = None if layer.measure is None else _measure(geoms, layer.kind)
