@@ -21,7 +21,7 @@ from geotower.schema import Layer
 
 # The 64-gon contains the disc of this radius (times r): a distance below it means "intersects" without a test.
 _INSCRIBED = math.cos(math.pi / (4 * QUAD_SEGS)) * (1.0 - 1e-9)
-_BLOCK_PAIRS = 500_000  # (feature, item) pairs per block: ~100 MB of temporaries at most
+_BLOCK_PAIRS = 65_536  # (feature, item) pairs per block: ~100 MB of temporaries at most
 
 
 class FeatureAccumulator:

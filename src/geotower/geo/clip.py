@@ -32,7 +32,7 @@ def _bin_sum(bins: _Ints, weights: _Floats, n: int) -> _Floats:
 QUAD_SEGS = 16  # geopandas' default buffer resolution: a 64-gon, as in the original feature table
 _SEG_BLOCK = 65_536  # segment-pairs per Cyrus-Beck block: bounds the (block x 64) temporaries to ~34 MB each
 _ON_EDGE2 = 1e-6  # squared distance (m^2) below which a centre counts as on an edge
-_EDGE_BLOCK = 1_000_000  # (edge, item) rows expanded at once when clipping: ~150 MB of temporaries at most
+_EDGE_BLOCK = 131_072  # (edge, item) rows expanded at once when clipping: ~150 MB of temporaries at most
 
 
 def _unit_window() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
