@@ -21,7 +21,8 @@ from geotower.schema import Layer
 
 # The 64-gon contains the disc of this radius (times r): a distance below it means "intersects" without a test.
 _INSCRIBED = math.cos(math.pi / (4 * QUAD_SEGS)) * (1.0 - 1e-9)
-_BLOCK_PAIRS = 65_536  # (feature, item) pairs per block: ~100 MB of temporaries at most
+_BLOCK_PAIRS = 65_536  # (feature, item) pairs per block: small enough that the temporaries stay in cache
+_CACHED_BUFFERS = 150_000  # item buffers kept across blocks (~1.2 KB each), all radii together
 
 
 class FeatureAccumulator:
@@ -41,6 +42,7 @@ class FeatureAccumulator:
         self.counts: dict[str, np.ndarray] = {}  # layer -> (n_radii, n_items)
         self.measures: dict[str, np.ndarray] = {}
         self._block = 2048  # features per block, adapted to the pair density
+        self._buffer_cache: dict[int, np.ndarray] = {}  # radius -> (n_items,) buffers built so far (None: not yet)
 
     def add(self, layer: Layer, geoms: np.ndarray) -> None:
         """Add one chunk of ``layer``'s features (metric CRS, cleaned) to the sums.
@@ -128,11 +130,27 @@ class FeatureAccumulator:
         hit = dist <= r * _INSCRIBED
         ring = ~hit & (dist <= r)
         if ring.any():
-            # buffers only for the items that need the exact test: all of them would cost ~1 KB per item and radius
-            near, inverse = np.unique(item[ring], return_inverse=True)
-            buffers = shapely.buffer(self.points[near], r, quad_segs=QUAD_SEGS)
-            hit[ring] = shapely.intersects(buffers[inverse], geoms[feat[ring]])
+            hit[ring] = shapely.intersects(self._buffers(r, item[ring]), geoms[feat[ring]])
         return hit
+
+    def _buffers(self, r: int, item: np.ndarray) -> np.ndarray:
+        """The r-buffers (64-gons) of ``item``, built only for the items that need the exact test (~1 KB each).
+
+        Up to :data:`_CACHED_BUFFERS` buffers (all radii together) are kept across blocks, so an item's buffer is
+        built once rather than once per block; beyond that they are built per call.
+        """
+        cache = self._buffer_cache.get(r)
+        if cache is None:
+            if len(self.points) * len(self.radii) > _CACHED_BUFFERS:
+                near, inverse = np.unique(item, return_inverse=True)
+                built: np.ndarray = shapely.buffer(self.points[near], r, quad_segs=QUAD_SEGS)
+                return built[inverse]
+            cache = self._buffer_cache[r] = np.full(len(self.points), None, dtype=object)
+        missing = np.unique(item[shapely.is_missing(cache[item])])
+        if len(missing):
+            cache[missing] = shapely.buffer(self.points[missing], r, quad_segs=QUAD_SEGS)
+        out: np.ndarray = cache[item]
+        return out
 
     def frame(self, ids: np.ndarray, layers: tuple[Layer, ...]) -> pd.DataFrame:
         """``item_id`` + ``geo_feature_columns(radii, layers)`` in order; layers never added are 0."""
