@@ -4,12 +4,17 @@ Inputs: the shared central-Helsinki Geofabrik-style extract (``helsinki-free.shp
 restaurants, then synthetic enlargements: restaurants and every layer tiled on a k x k grid (x4, x16, x64, x256),
 written as a folder of Geofabrik-named shapefiles under ``--workdir`` (never into the repository).
 
-Each measurement runs in a fresh child process that reports its own wall time (reading + computing, imports
-excluded) and peak RSS. The reference (``tests/geo/sjoin_reference.py``: read every layer whole with geopandas,
-buffer, ``sjoin(predicate="intersects")``, then ``intersection`` for clipped) is skipped at a size once its
-predicted time (4x the previous size) passes ``--ref-budget`` seconds. ``--readers`` times the .osm.pbf readers.
+Each side runs in a fresh child process, timed as a whole process (spawn to exit: interpreter start, imports,
+reading, computing; user + system CPU and peak RSS of that child from ``os.wait4``), next to the time the
+process reports for its own work. geotower runs as the real ``geotower features osm`` command line. Both write
+their table, and the last column checks that the numbers are equal. The reference
+(``tests/geo/sjoin_reference.py``: read every layer whole with geopandas, buffer, ``sjoin(predicate=
+"intersects")``, then ``intersection`` for clipped) is skipped at a size once its predicted time (4x the previous
+size) passes ``--ref-budget`` seconds, except at the ``--force-ref`` sizes. ``--readers`` times the .osm.pbf
+readers.
 
-Run: ``python benchmarks/bench_osm.py [--sizes 1,4,16,64,256] [--modes clipped,whole] [--ref-budget 300]``
+Run: ``python benchmarks/bench_osm.py [--sizes 1,4,16,64,256] [--modes clipped,whole] [--ref-budget 300]
+[--force-ref 64]``
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -88,12 +95,51 @@ def child(kind: str, mode: str, items_path: str, source: str, out_path: str = ""
     print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mib": rss, "rows": len(out)}))
 
 
-def run_child(kind: str, mode: str, items: Path, source: Path) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, mode, str(items), str(source)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def run_child(kind: str, mode: str, items: Path, source: Path, out: Path) -> dict[str, float]:
+    """One side in a fresh process. Returns its in-process timing (``seconds``: reading + computing, as the
+    process reports it) and the whole process as the parent sees it (``proc_s`` wall from spawn to exit,
+    ``proc_cpu`` user + system CPU and ``rss_mib`` peak RSS of that child alone, from ``os.wait4``).
+
+    geotower runs as the real command line, ``geotower features osm --json`` (its ``seconds`` is the command's own
+    timing, which includes writing the table); the reference runs :func:`child` (its table is written after the
+    timing).
+    """
+    if kind == "geotower":
+        cmd = [sys.executable, "-c", "from geotower.cli import app; app()", "features", "osm", "--items", str(items),
+               "--osm", str(source), "--out", str(out), "--mode", mode, "--json"]
+    else:
+        cmd = [sys.executable, __file__, "--child", kind, mode, str(items), str(source), str(out)]
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (RUSAGE_CHILDREN sums them all)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        stderr.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{kind} failed:\n{stderr.read()[-4000:]}")
+        doc = json.loads(stdout.read().strip().splitlines()[-1])
+    return {"seconds": float(doc["seconds"]), "proc_s": wall, "proc_cpu": usage.ru_utime + usage.ru_stime,
+            "rss_mib": usage.ru_maxrss / 1024}
+
+
+def same_numbers(a: Path, b: Path) -> str:
+    """"yes" when the two tables have equal counts and lengths/areas within 1e-6 relative, else what differs."""
+    import numpy as np
+    import pandas as pd
+
+    x, y = pd.read_parquet(a), pd.read_parquet(b)
+    if list(x.columns) != list(y.columns) or list(x["item_id"]) != list(y["item_id"]):
+        return "columns or rows differ"
+    counts = [c for c in x.columns if c.endswith("_count")]
+    measures = [c for c in x.columns if c != "item_id" and c not in counts]
+    bad_counts = int((x[counts].to_numpy() != y[counts].to_numpy()).sum())
+    u, v = x[measures].to_numpy(float), y[measures].to_numpy(float)
+    worst = float((np.abs(u - v) / np.maximum(np.abs(v), 1.0)).max()) if u.size else 0.0
+    if bad_counts or worst > 1e-6:
+        return f"no: {bad_counts} count cells differ, max relative measure difference {worst:.1e}"
+    return f"yes (max rel. diff {worst:.0e})"
 
 
 def features_in(source: Path) -> int:
@@ -102,28 +148,33 @@ def features_in(source: Path) -> int:
     return sum(pyogrio.read_info(p)["features"] for p in source.glob("gis_osm_*.shp"))
 
 
-def compare(sizes: list[int], modes: list[str], workdir: Path, ref_budget: float) -> None:
-    print("| size | mode | items | features | reference s (cpu) | geotower s (cpu) | ratio (cpu) | "
-          "ref peak RSS MiB | geotower peak RSS MiB | geotower cpu s per x1 |")
+def compare(sizes: list[int], modes: list[str], workdir: Path, ref_budget: float, force_ref: set[int]) -> None:
+    print("| size | mode | items | features | reference process s (cpu) | geotower process s (cpu) | "
+          "ratio process wall (cpu) | reference / geotower in-process s | ref / geotower peak RSS MiB | "
+          "equal numbers |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     last_ref = {m: 0.0 for m in modes}
     for factor in sizes:
         items, source = build_inputs(workdir, factor)
         n_items, n_feats = factor * 429, features_in(source)
         for mode in modes:
-            geo = run_child("geotower", mode, items, source)
+            geo_out, ref_out = workdir / f"geotower-x{factor}-{mode}.parquet", workdir / f"ref-x{factor}-{mode}.parquet"
+            geo = run_child("geotower", mode, items, source, geo_out)
             ref = None
-            if last_ref[mode] * 4 <= ref_budget:
-                ref = run_child("reference", mode, items, source)
-                last_ref[mode] = ref["seconds"]
+            if factor in force_ref or last_ref[mode] * 4 <= ref_budget:
+                ref = run_child("reference", mode, items, source, ref_out)
+                last_ref[mode] = ref["proc_s"]
             else:
                 last_ref[mode] = math.inf
-            ref_s = f"{ref['seconds']:.2f} ({ref['cpu']:.2f})" if ref else "skipped"
-            ratio = f"{ref['seconds'] / geo['seconds']:.1f}x ({ref['cpu'] / geo['cpu']:.1f}x)" if ref else "-"
-            ref_rss = f"{ref['rss_mib']:.0f}" if ref else "-"
-            print(f"| x{factor} | {mode} | {n_items:,} | {n_feats:,} | {ref_s} | {geo['seconds']:.2f} "
-                  f"({geo['cpu']:.2f}) | {ratio} | {ref_rss} | {geo['rss_mib']:.0f} | {geo['cpu'] / factor:.2f} |",
-                  flush=True)
+            geo_s = f"{geo['proc_s']:.2f} ({geo['proc_cpu']:.2f})"
+            if ref is None:
+                print(f"| x{factor} | {mode} | {n_items:,} | {n_feats:,} | skipped | {geo_s} | - | "
+                      f"- / {geo['seconds']:.2f} | - / {geo['rss_mib']:.0f} | - |", flush=True)
+                continue
+            print(f"| x{factor} | {mode} | {n_items:,} | {n_feats:,} | {ref['proc_s']:.2f} ({ref['proc_cpu']:.2f}) | "
+                  f"{geo_s} | {ref['proc_s'] / geo['proc_s']:.1f}x ({ref['proc_cpu'] / geo['proc_cpu']:.1f}x) | "
+                  f"{ref['seconds']:.2f} / {geo['seconds']:.2f} | {ref['rss_mib']:.0f} / {geo['rss_mib']:.0f} | "
+                  f"{same_numbers(geo_out, ref_out)} |", flush=True)
 
 
 def readers() -> None:
@@ -153,11 +204,14 @@ def main() -> None:
     parser.add_argument("--modes", default="clipped,whole")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/geotower-bench-osm"))
     parser.add_argument("--ref-budget", type=float, default=300.0, help="skip the reference beyond this many s")
+    parser.add_argument("--force-ref", default="", help="sizes at which the reference runs whatever its budget, "
+                        "e.g. 64")
     parser.add_argument("--readers", action="store_true", help="also time the .osm.pbf readers")
     args = parser.parse_args()
     if args.readers:
         readers()
-    compare([int(s) for s in args.sizes.split(",")], args.modes.split(","), args.workdir, args.ref_budget)
+    compare([int(s) for s in args.sizes.split(",")], args.modes.split(","), args.workdir, args.ref_budget,
+            {int(s) for s in args.force_ref.split(",") if s})
 
 
 if __name__ == "__main__":
