@@ -11,6 +11,7 @@ rounding stays at the millimetre scale of UTM meters.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -154,15 +155,14 @@ class Rings:
         bx, by = ax + dx, ay + dy
         inner2 = (rr * _INNER) ** 2  # both ends inside the inscribed disc: the edge (or its fan) is whole
         cut = np.flatnonzero((ax * ax + ay * ay > inner2) | (bx * bx + by * by > inner2))
-        a_cut, b_cut = np.column_stack([ax[cut], ay[cut]]), np.column_stack([bx[cut], by[cut]])
+        seg = _Segments(ax[cut], ay[cut], bx[cut], by[cut])
         if self.kind == "line":
             length = np.sqrt(dx * dx + dy * dy)
-            length[cut] = _wedge_sweep(a_cut, b_cut, rr[cut], *_angles(a_cut, b_cut), "len")
+            length[cut] = _wedge_sweep(seg, rr[cut], *_angles(seg), "len")
             return _bin_sum(job, length, len(feat))
-        theta_a = np.arctan2(ay, ax)
-        span = np.mod(np.arctan2(by, bx) - theta_a + np.pi, 2 * np.pi) - np.pi
+        theta_a, span = _angles(_Segments(ax, ay, bx, by))
         fan = (ax * by - ay * bx) / 2.0
-        fan[cut] = _wedge_sweep(a_cut, b_cut, rr[cut], theta_a[cut], span[cut], "area")
+        fan[cut] = _wedge_sweep(seg, rr[cut], theta_a[cut], span[cut], "area")
         fan -= rr * rr * _sector_areas(theta_a, span)
         inside = shapely.contains_xy(self.geoms[feat], centers[:, 0], centers[:, 1])
         out: npt.NDArray[np.float64] = _bin_sum(job, self.orient[self.edge_ring[idx]] * fan, len(feat))
@@ -219,80 +219,94 @@ def _ring_areas_full(coords: _Floats, v_start: _Ints, v_count: _Ints, centers: _
     area = np.zeros(len(job))
     for lo in range(0, len(job), _SEG_BLOCK):
         sa, sb = a[lo:lo + _SEG_BLOCK], b[lo:lo + _SEG_BLOCK]
-        area[lo:lo + _SEG_BLOCK] = _fan_areas(sa, sb, r[job[lo:lo + _SEG_BLOCK]], *_angles(sa, sb))
+        area[lo:lo + _SEG_BLOCK] = _fan_areas(sa, sb, r[job[lo:lo + _SEG_BLOCK]])
     return np.abs(_bin_sum(job, area, len(v_count)))
 
 
 _STEP = 2 * np.pi / (4 * QUAD_SEGS)  # angle between the 64-gon's vertices (one at angle 0)
 
 
-def _angles(a: _Floats, b: _Floats) -> tuple[_Floats, _Floats]:
-    """Angle of each a (m, 2) seen from O, and the signed sweep from it to b's angle, in (-pi, pi]."""
-    theta_a = np.arctan2(a[:, 1], a[:, 0])
-    return theta_a, np.mod(np.arctan2(b[:, 1], b[:, 0]) - theta_a + np.pi, 2 * np.pi) - np.pi
+class _Segments(NamedTuple):
+    """Segments a -> b relative to the centre, as four contiguous coordinate columns (m,) each."""
+
+    ax: _Floats
+    ay: _Floats
+    bx: _Floats
+    by: _Floats
+
+    def take(self, rows: _Ints) -> _Segments:
+        return _Segments(self.ax[rows], self.ay[rows], self.bx[rows], self.by[rows])
 
 
-def _fan_areas(a: _Floats, b: _Floats, r: _Floats, theta_a: _Floats, span: _Floats) -> npt.NDArray[np.float64]:
+def _angles(seg: _Segments) -> tuple[_Floats, _Floats]:
+    """Angle of each a seen from O, and the signed sweep from it to b's angle, in (-pi, pi]."""
+    theta_a = np.arctan2(seg.ay, seg.ax)
+    return theta_a, np.mod(np.arctan2(seg.by, seg.bx) - theta_a + np.pi, 2 * np.pi) - np.pi
+
+
+def _fan_areas(a: _Floats, b: _Floats, r: _Floats) -> npt.NDArray[np.float64]:
     """Signed area of triangle (O, a, b) inside the 64-gon of circumradius r around O, per edge (m, 2).
 
     Edges with both ends inside the inscribed disc keep their whole triangle; only the others are swept.
-    ``theta_a, span`` are :func:`_angles` of (a, b).
     """
     inner = r * _INNER
     whole = (_norm(a) <= inner) & (_norm(b) <= inner)
     out = np.where(whole, _cross(a, b) / 2.0, 0.0)
-    if not whole.all():
-        cut = ~whole
-        out[cut] = _wedge_sweep(a[cut], b[cut], r[cut], theta_a[cut], span[cut], "area")
+    cut = np.flatnonzero(~whole)
+    if len(cut):
+        seg = _Segments(a[cut, 0], a[cut, 1], b[cut, 0], b[cut, 1])
+        out[cut] = _wedge_sweep(seg, r[cut], *_angles(seg), "area")
     return out
 
 
-def _wedge_sweep(a: _Floats, b: _Floats, r: _Floats, theta_a: _Floats, span: _Floats,
+def _wedge_sweep(seg: _Segments, r: _Floats, theta_a: _Floats, span: _Floats,
                  measure: str) -> npt.NDArray[np.float64]:
-    """Cut each segment a->b (m, 2) at the 64-gon's vertex rays; inside one wedge the buffer is one half-plane.
+    """Cut each segment a->b at the 64-gon's vertex rays; inside one wedge the buffer is one half-plane.
 
     ``measure`` "area": signed area of triangle (O, a, b) inside the buffer; "len": length of a->b inside it.
     Segments collinear with the centre have no fan area and go through Cyrus-Beck for their length. ``r`` is
-    per segment; ``theta_a, span`` are :func:`_angles` of (a, b).
+    per segment; ``theta_a, span`` are :func:`_angles` of the segments.
     """
     k_a = np.floor(theta_a / _STEP)
     n_pieces = (np.abs(np.floor((theta_a + span) / _STEP) - k_a) + 1).astype(np.int64)
-    degenerate = np.abs(_cross(a, b)) <= 1e-12 * (_norm(a) * _norm(b) + 1e-300)
+    cross = seg.ax * seg.by - seg.ay * seg.bx
+    a2, b2 = seg.ax * seg.ax + seg.ay * seg.ay, seg.bx * seg.bx + seg.by * seg.by
+    degenerate = np.abs(cross) <= 1e-12 * (np.sqrt(a2 * b2) + 1e-300)
     n_pieces[degenerate] = 0
     piece_fn = _wedge_piece_area if measure == "area" else _wedge_piece_length
     h = r * np.cos(_STEP / 2)
-    out = np.zeros(len(a))
+    out = np.zeros(len(r))
     one = np.flatnonzero(n_pieces == 1)  # most segments lie in one wedge: no cut, no ray intersections
     mid = (k_a[one] + 0.5) * _STEP
-    out[one] = piece_fn(a[one], b[one], np.column_stack([np.cos(mid), np.sin(mid)]), h[one])
+    out[one] = piece_fn(seg.take(one), np.cos(mid), np.sin(mid), h[one])
     many = np.flatnonzero(n_pieces > 1)
     if len(many):
-        out[many] = _pieces(a[many], b[many], h[many], theta_a[many], span[many], piece_fn)
+        out[many] = _pieces(seg.take(many), h[many], theta_a[many], span[many], piece_fn)
     if measure == "len" and degenerate.any():
-        out[degenerate] = _cyrus_beck(a[degenerate], b[degenerate], r[degenerate])
+        d = seg.take(np.flatnonzero(degenerate))
+        out[degenerate] = _cyrus_beck(np.column_stack([d.ax, d.ay]), np.column_stack([d.bx, d.by]), r[degenerate])
     return out
 
 
-def _pieces(a: _Floats, b: _Floats, h: _Floats, theta_a: _Floats, span: _Floats,
-            piece_fn: Callable[[_Floats, _Floats, _Floats, _Floats], _Floats]) -> npt.NDArray[np.float64]:
+def _pieces(seg: _Segments, h: _Floats, theta_a: _Floats, span: _Floats,
+            piece_fn: Callable[[_Segments, _Floats, _Floats, _Floats], _Floats]) -> npt.NDArray[np.float64]:
     """:func:`_wedge_sweep` for segments spanning several wedges: cut at the rays, one piece per wedge."""
-    d = b - a
     k_a = np.floor(theta_a / _STEP)
     n_pieces = (np.abs(np.floor((theta_a + span) / _STEP) - k_a) + 1).astype(np.int64)
-    edge, piece = _expand(np.zeros(len(a), dtype=np.int64), n_pieces)
+    edge, piece = _expand(np.zeros(len(h), dtype=np.int64), n_pieces)
     step = np.sign(span[edge])
     k = k_a[edge] + step * piece  # wedge of this piece (unwrapped)
     lo_angle, hi_angle = k * _STEP, (k + 1) * _STEP
     start = np.where(step >= 0, np.maximum(theta_a[edge], lo_angle), np.minimum(theta_a[edge], hi_angle))
     end_angle = theta_a[edge] + span[edge]
     stop = np.where(step >= 0, np.minimum(end_angle, hi_angle), np.maximum(end_angle, lo_angle))
-    t0 = np.where(piece == 0, 0.0, _ray_t(a[edge], d[edge], start))
-    t1 = np.where(piece == n_pieces[edge] - 1, 1.0, _ray_t(a[edge], d[edge], stop))
-    p0 = a[edge] + t0[:, None] * d[edge]
-    p1 = a[edge] + t1[:, None] * d[edge]
+    ax, ay = seg.ax[edge], seg.ay[edge]
+    dx, dy = seg.bx[edge] - ax, seg.by[edge] - ay
+    t0 = np.where(piece == 0, 0.0, _ray_t(ax, ay, dx, dy, start))
+    t1 = np.where(piece == n_pieces[edge] - 1, 1.0, _ray_t(ax, ay, dx, dy, stop))
+    pieces = _Segments(ax + t0 * dx, ay + t0 * dy, ax + t1 * dx, ay + t1 * dy)
     mid = (k + 0.5) * _STEP
-    normal = np.column_stack([np.cos(mid), np.sin(mid)])
-    return _bin_sum(edge, piece_fn(p0, p1, normal, h[edge]), len(a))
+    return _bin_sum(edge, piece_fn(pieces, np.cos(mid), np.sin(mid), h[edge]), len(h))
 
 
 def polygon_area(r: float) -> float:
@@ -313,11 +327,11 @@ def _sweep_area(theta: _Floats, r: float) -> npt.NDArray[np.float64]:
     return k * h2 * half + h2 / 2 * (np.tan(theta - (k + 0.5) * _STEP) + half)
 
 
-def _ray_t(a: _Floats, d: _Floats, angle: _Floats) -> npt.NDArray[np.float64]:
+def _ray_t(ax: _Floats, ay: _Floats, dx: _Floats, dy: _Floats, angle: _Floats) -> npt.NDArray[np.float64]:
     """Parameter t where segment a + t d meets the ray from O at ``angle``."""
     ux, uy = np.cos(angle), np.sin(angle)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = -(ux * a[:, 1] - uy * a[:, 0]) / (ux * d[:, 1] - uy * d[:, 0])
+        t = -(ux * ay - uy * ax) / (ux * dy - uy * dx)
     return np.clip(np.nan_to_num(t), 0.0, 1.0)
 
 
@@ -325,27 +339,27 @@ def _cross(p: _Floats, q: _Floats) -> npt.NDArray[np.float64]:
     return p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]
 
 
-def _wedge_piece_length(p0: _Floats, p1: _Floats, normal: _Floats, h: _Floats) -> npt.NDArray[np.float64]:
-    """Length of segment p0->p1 inside the half-plane normal . x <= h."""
-    s0 = np.einsum("ij,ij->i", p0, normal) - h
-    s1 = np.einsum("ij,ij->i", p1, normal) - h
+def _wedge_piece_length(seg: _Segments, nx: _Floats, ny: _Floats, h: _Floats) -> npt.NDArray[np.float64]:
+    """Length of each segment inside the half-plane (nx, ny) . x <= h."""
+    s0 = seg.ax * nx + seg.ay * ny - h
+    s1 = seg.bx * nx + seg.by * ny - h
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.clip(np.nan_to_num(s0 / (s0 - s1)), 0.0, 1.0)  # where the piece crosses the line
     frac = np.where(s0 <= 0, np.where(s1 <= 0, 1.0, t), np.where(s1 <= 0, 1.0 - t, 0.0))
-    return frac * _norm(p1 - p0)
+    return frac * np.hypot(seg.bx - seg.ax, seg.by - seg.ay)
 
 
-def _wedge_piece_area(p0: _Floats, p1: _Floats, normal: _Floats, h: _Floats) -> npt.NDArray[np.float64]:
-    """Signed area of triangle (O, p0, p1) inside the half-plane normal . x <= h (O is inside it)."""
-    s0 = np.einsum("ij,ij->i", p0, normal)
-    s1 = np.einsum("ij,ij->i", p1, normal)
+def _wedge_piece_area(seg: _Segments, nx: _Floats, ny: _Floats, h: _Floats) -> npt.NDArray[np.float64]:
+    """Signed area of triangle (O, a, b) inside the half-plane (nx, ny) . x <= h (O is inside it)."""
+    s0 = seg.ax * nx + seg.ay * ny
+    s1 = seg.bx * nx + seg.by * ny
     in0, in1 = s0 <= h, s1 <= h
     with np.errstate(divide="ignore", invalid="ignore"):
-        q0 = p0 * np.where(in0, 1.0, h / s0)[:, None]  # p0, or where the ray O->p0 meets the line
-        q1 = p1 * np.where(in1, 1.0, h / s1)[:, None]
+        f0 = np.where(in0, 1.0, h / s0)  # a, or where the ray O->a meets the line
+        f1 = np.where(in1, 1.0, h / s1)
         t = np.clip(np.nan_to_num((h - s0) / (s1 - s0)), 0.0, 1.0)
-    x = p0 + t[:, None] * (p1 - p0)  # where the piece crosses the line (used only when it does)
-    crossing = in0 != in1
-    straight = _cross(q0, q1)
-    bent = _cross(q0, x) + _cross(x, q1)
-    return np.where(crossing, bent, straight) / 2.0
+    q0x, q0y, q1x, q1y = seg.ax * f0, seg.ay * f0, seg.bx * f1, seg.by * f1
+    xx, xy = seg.ax + t * (seg.bx - seg.ax), seg.ay + t * (seg.by - seg.ay)  # where the piece crosses the line
+    straight = q0x * q1y - q0y * q1x
+    bent = (q0x * xy - q0y * xx) + (xx * q1y - xy * q1x)
+    return np.where(in0 != in1, bent, straight) / 2.0
