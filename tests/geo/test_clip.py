@@ -76,3 +76,68 @@ def test_same_feature_for_many_centres() -> None:
     centres = np.array([[0.0, 0.0], [500.0, 0.0], [500.0, 150.0]])
     got = Rings(np.array([line]), "line").clipped(np.zeros(3, dtype=int), centres, 100.0)
     np.testing.assert_allclose(got, [100.0, 200.0, 0.0], atol=1e-9)
+
+
+def _geos_all(geoms: np.ndarray, kind: str, centres: np.ndarray, r: float) -> np.ndarray:
+    buffers = shapely.buffer(shapely.points(centres), r, quad_segs=QUAD_SEGS)
+    parts = shapely.intersection(buffers, geoms)
+    return shapely.length(parts) if kind == "line" else shapely.area(parts)
+
+
+def test_polygon_much_larger_than_the_buffers() -> None:
+    # a 5 km square with a 1 km hole: places deep inside (the whole 64-gon), near the outer edge, in the hole,
+    # near the hole's edge, outside; only the few edges near each place are swept
+    outer = shapely.box(0, 0, 5000, 5000).exterior.coords
+    hole = shapely.box(2000, 2000, 3000, 3000).exterior.coords
+    big = shapely.Polygon(outer, [hole])
+    ring = shapely.Polygon([(2500 + 2400 * np.cos(t), 2500 + 2400 * np.sin(t)) for t in np.linspace(0, 6.2, 500)])
+    centres = np.array([[1000.0, 1000.0], [40.0, 2500.0], [2500.0, 2500.0], [1950.0, 2200.0], [-80.0, -80.0],
+                        [4990.0, 10.0], [2950.0, 3050.0]])
+    for geom in (big, ring):
+        geoms = np.array([geom] * len(centres))
+        for r in (100.0, 200.0, 500.0):
+            got = Rings(geoms, "polygon").clipped(np.arange(len(centres)), centres, r)
+            np.testing.assert_allclose(got, _geos_all(geoms, "polygon", centres, r), rtol=1e-9, atol=1e-6)
+
+
+def test_place_on_a_boundary_vertex_or_edge() -> None:
+    # centres exactly on an edge, on a vertex, on a hole's edge: the sweep of every edge takes over
+    poly = shapely.Polygon(shapely.box(0, 0, 400, 300).exterior.coords,
+                           [shapely.box(100, 100, 200, 200).exterior.coords])
+    centres = np.array([[200.0, 0.0], [0.0, 0.0], [400.0, 300.0], [150.0, 100.0], [100.0, 150.0], [0.0, 150.0]])
+    geoms = np.array([poly] * len(centres))
+    for r in (100.0, 200.0, 500.0):
+        got = Rings(geoms, "polygon").clipped(np.arange(len(centres)), centres, r)
+        np.testing.assert_allclose(got, _geos_all(geoms, "polygon", centres, r), rtol=1e-9, atol=1e-6)
+
+
+def test_line_crossing_a_buffer_several_times() -> None:
+    # a zigzag through the centre that leaves and re-enters the 100 m buffer five times, and a spiral
+    zig = shapely.LineString([(x, 1950.0 if i % 2 else 2130.0) for i, x in enumerate(range(500, 1600, 60))])
+    t = np.linspace(0, 8 * np.pi, 400)
+    spiral = shapely.LineString(np.column_stack([1000 + 30 * t * np.cos(t), 2000 + 30 * t * np.sin(t)]))
+    geoms = np.array([zig, spiral, zig])
+    centres = np.array([[1000.0, 2000.0], [1000.0, 2000.0], [1030.0, 1990.0]])
+    for r in (100.0, 200.0, 500.0):
+        got = Rings(geoms, "line").clipped(np.arange(3), centres, r)
+        np.testing.assert_allclose(got, _geos_all(geoms, "line", centres, r), rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["line", "polygon"])
+def test_several_radii_at_once_equal_one_at_a_time(kind: str) -> None:
+    # clipped_radii computes only the (pair, radius) cells asked for, each equal to its own single-radius value
+    rng = np.random.default_rng(1)
+    if kind == "line":
+        geoms = shapely.linestrings(rng.uniform(0, 1200, size=(40, 6, 2)))
+    else:
+        angles = np.sort(rng.uniform(0, 2 * np.pi, size=(40, 12)), axis=1)
+        radius = rng.uniform(50, 600, size=(40, 12))
+        centre = rng.uniform(300, 900, size=(40, 1, 2))
+        geoms = shapely.polygons(centre + np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=2))
+    centres = rng.uniform(0, 1200, size=(40, 2))
+    radii = (100.0, 200.0, 500.0)
+    need = rng.random((40, 3)) < 0.6
+    got = Rings(geoms, kind).clipped_radii(np.arange(40), centres, radii, need)
+    for k, r in enumerate(radii):
+        want = np.where(need[:, k], _geos_all(geoms, kind, centres, r), 0.0)
+        np.testing.assert_allclose(got[:, k], want, rtol=1e-9, atol=1e-6)
