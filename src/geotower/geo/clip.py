@@ -129,19 +129,30 @@ class Rings:
         """
         jobs = np.flatnonzero(need.ravel())  # one job per needed (pair, radius)
         pair, k = jobs // len(radii), jobs % len(radii)
-        r = np.asarray(radii, dtype=float)[k]
-        values = np.zeros(len(jobs))
-        ends = np.cumsum(self.e_count[feat[pair]])
-        cuts = np.searchsorted(ends, np.arange(_EDGE_BLOCK, int(ends[-1]) if len(ends) else 0, _EDGE_BLOCK))
-        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(jobs)], strict=True):
-            if hi > lo:
-                values[lo:hi] = self._clip_block(feat[pair[lo:hi]], centers[pair[lo:hi]], r[lo:hi])
+        values, _ = self.clip_jobs(feat[pair], centers[pair], np.asarray(radii, dtype=float)[k])
         out = np.zeros((len(feat), len(radii)))
         out[pair, k] = values
         return out
 
-    def _clip_block(self, feat: _Ints, centers: _Floats, r: _Floats) -> npt.NDArray[np.float64]:
-        """Length or area of ``feat[j]`` inside the ``r[j]``-buffer around ``centers[j]``, one block of jobs."""
+    def clip_jobs(self, feat: _Ints, centers: _Floats, r: _Floats) -> tuple[_Floats, _Floats]:
+        """Length or area of ``feat[j]`` inside the ``r[j]``-buffer around ``centers[j]``, and the exact distance
+        from ``centers[j]`` to the feature (0 inside a polygon), which the edge sweep gets for free.
+
+        Jobs are processed in blocks of about :data:`_EDGE_BLOCK` expanded edges.
+
+        Returns:
+            (values (m,), distances (m,)).
+        """
+        values, dist = np.zeros(len(feat)), np.zeros(len(feat))
+        ends = np.cumsum(self.e_count[feat])
+        cuts = np.searchsorted(ends, np.arange(_EDGE_BLOCK, int(ends[-1]) if len(ends) else 0, _EDGE_BLOCK))
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(feat)], strict=True):
+            if hi > lo:
+                values[lo:hi], dist[lo:hi] = self._clip_block(feat[lo:hi], centers[lo:hi], r[lo:hi])
+        return values, dist
+
+    def _clip_block(self, feat: _Ints, centers: _Floats, r: _Floats) -> tuple[_Floats, _Floats]:
+        """:meth:`clip_jobs` for one block of jobs."""
         job, idx = _expand(self.e_start[feat], self.e_count[feat])
         ax = self.ax[idx] - np.ascontiguousarray(centers[:, 0])[job]
         ay = self.ay[idx] - np.ascontiguousarray(centers[:, 1])[job]
@@ -149,6 +160,10 @@ class Rings:
         t = np.clip(-(ax * dx + ay * dy) * self.inv_dd[idx], 0.0, 1.0)  # nearest point of the edge to the centre
         px, py = ax + t * dx, ay + t * dy
         dist2 = px * px + py * py
+        has_edges = self.e_count[feat] > 0
+        nearest = np.full(len(feat), np.inf)  # distance to the nearest edge: the feature's, outside a polygon
+        nearest[has_edges] = np.sqrt(np.minimum.reduceat(dist2, (np.cumsum(self.e_count[feat]) -
+                                                                 self.e_count[feat])[has_edges]))
         near = np.flatnonzero(dist2 <= (r * r)[job])  # an edge farther than r cuts nothing
         job, idx, dist2 = job[near], idx[near], dist2[near]
         ax, ay, dx, dy, rr = ax[near], ay[near], dx[near], dy[near], r[job]
@@ -159,7 +174,7 @@ class Rings:
         if self.kind == "line":
             length = np.sqrt(dx * dx + dy * dy)
             length[cut] = _wedge_sweep(seg, rr[cut], *_angles(seg), "len")
-            return _bin_sum(job, length, len(feat))
+            return _bin_sum(job, length, len(feat)), nearest
         theta_a, span = _angles(_Segments(ax, ay, bx, by))
         fan = (ax * by - ay * bx) / 2.0
         fan[cut] = _wedge_sweep(seg, rr[cut], theta_a[cut], span[cut], "area")
@@ -172,7 +187,7 @@ class Rings:
         redo = np.unique(job[dist2 <= _ON_EDGE2])
         if len(redo):
             out[redo] = self._full_sweep(feat[redo], centers[redo], r[redo])
-        return out
+        return out, np.where(inside, 0.0, nearest)
 
     def _full_sweep(self, feat: _Ints, centers: _Floats, r: _Floats) -> npt.NDArray[np.float64]:
         """Areas by sweeping every edge's fan triangle: right for any position of the centre."""
