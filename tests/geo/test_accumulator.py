@@ -71,3 +71,17 @@ def test_random_features_equal_plain_geos(layer: str, mode: str) -> None:
     counts, measures = _geos_table(points, geoms, radii, kind, mode)
     np.testing.assert_array_equal(acc.counts[layer], counts)
     np.testing.assert_allclose(acc.measures[layer], measures, rtol=1e-9, atol=1e-6)
+
+
+def test_points_in_the_thin_ring_between_disc_and_64_gon() -> None:
+    # points at every angle between the inscribed disc (r cos(pi/64)) and the circumcircle: in the 64-gon near
+    # its vertices, outside it near the middle of its edges; counts must equal GEOS's intersects
+    centre = shapely.points([[500.0, 500.0]])
+    angles = np.linspace(0, 2 * np.pi, 2000, endpoint=False)
+    radius = 100 * np.linspace(np.cos(np.pi / 64), 1.0, 2000)
+    geoms = shapely.points(np.column_stack([500 + radius * np.cos(angles), 500 + radius * np.sin(angles)]))
+    acc = FeatureAccumulator(centre, (100,), "clipped")
+    acc.add(LAYER_BY_NAME["pois"], geoms)
+    want = shapely.intersects(shapely.buffer(centre[0], 100, quad_segs=16), geoms).sum()
+    assert 0 < want < len(geoms)
+    assert acc.counts["pois"][0, 0] == want
