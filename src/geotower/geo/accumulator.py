@@ -1,9 +1,12 @@
 """Per-item sums of the OSM features near each place: counts and lengths/areas within each radius.
 
 :class:`FeatureAccumulator` takes one chunk of a layer's features at a time (any order, each feature once): one
-STRtree query over the items' points returns every (feature, item) pair within the largest radius, a pair closer
-than the 64-gon's inscribed disc intersects without a GEOS test, and sums are ``np.bincount``. ``clipped`` mode
-measures only the part of each feature inside the buffer (:mod:`geotower.geo.clip`); ``whole`` its full size.
+STRtree query over the items' points returns every (feature, item) candidate within the largest radius. Most
+pairs are decided for every radius by the feature's bounding box alone (wholly inside the 64-gon's inscribed
+disc, or beyond r), and summed with one ``np.bincount``; only the (pair, radius) cells the buffer's boundary may
+cross are clipped edge by edge (:mod:`geotower.geo.clip`), which also gives their exact distance. GEOS is left
+for the thin ring between the inscribed disc and the 64-gon. ``clipped`` mode measures only the part of each
+feature inside the buffer; ``whole`` its full size.
 """
 
 from __future__ import annotations

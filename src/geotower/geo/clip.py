@@ -1,11 +1,13 @@
 """Length/area of features clipped to the items' 64-gon buffers, for many (feature, item) pairs at once.
 
 GEOS overlay (``shapely.intersection``) costs 20-35 us per pair, which dominated the clipped features. The buffer
-is a convex regular polygon, so clipping needs no general overlay: segments are clipped with Cyrus-Beck (one
-(segments x 64) array operation) and polygon rings with Sutherland-Hodgman over ragged numpy arrays (64 passes,
-one per edge; the area of its output is exact for a convex clip window even where the clipped ring degenerates).
-Holes count negatively, multi-part features sum their parts. Coordinates are taken relative to each item so
-rounding stays at the millimetre scale of UTM meters.
+is a convex regular polygon, so clipping needs no general overlay. Each (feature, item, radius) job expands the
+feature's edges once, drops those farther than r (they cut nothing; their nearest one gives the feature's exact
+distance), and cuts the rest at the 64-gon's vertex rays: inside one wedge the buffer is a half-plane, so a
+segment's length and a fan triangle's area there are closed forms. A ring's area is the sum of its edges' fan
+triangles minus the 64-gon sectors they span, plus the whole 64-gon where the feature contains the item. Holes
+count negatively, multi-part features sum their parts. Coordinates are taken relative to each item so rounding
+stays at the millimetre scale of UTM meters.
 """
 
 from __future__ import annotations
