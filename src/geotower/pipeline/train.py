@@ -13,6 +13,7 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from geotower.train.setup import TrainSetup, new_model, sparse_user_ids, train_f
 __all__ = ["TrainResult", "build_setup", "train_run"]
 
 Validator = Callable[[torch.nn.Module], dict[str, float]]
+_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geotower-curves")
 
 
 @dataclass
@@ -123,6 +125,10 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     stages = {"setup": time.perf_counter() - t0}
     model, state, validated = _early_stopped(setup, fit_data, cfg, out, resume=resume, progress=progress, dist=dist)
     stages["early_stopping"] = time.perf_counter() - t0 - sum(stages.values())
+    # the curves depend on the early-stopping history only: drawn (matplotlib import included, ~1 s on Yelp)
+    # in a background thread while the refit trains
+    curves = _pool.submit(write_curves, out / "curves.png", list(state.history), cfg.eval.k, state.best_epoch) \
+        if dist.is_main else None
     trend_weight = _calibrate_trend(model, setup, fit_data, cfg) if validated else None
     if trend_weight is not None:
         model.trend_weight.data.copy_(trend_weight)  # type: ignore[union-attr]
@@ -138,7 +144,8 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     result = None
     if dist.is_main:  # rank 0 alone writes the run files
         all_data = final_data if refit else train_data(setup.index, setup.rows.train, cfg, None)
-        result = _write_run(out, setup, cfg, final, state, all_data=all_data, stages=stages, start=t0)
+        result = _write_run(out, setup, cfg, final, state, all_data=all_data, stages=stages, start=t0,
+                            curves=curves)
     barrier(dist)
     return result  # type: ignore[return-value]  # None on ranks > 0
 
@@ -288,11 +295,13 @@ def _calibrate_trend(model: TwoTower, setup: TrainSetup, fit_data: TrainData, cf
 
 # --- stage 4: the run folder -----------------------------------------------------------------------
 def _write_run(out: Path, setup: TrainSetup, cfg: RunConfig, model: TwoTower | TowerEnsemble, state: LoopState,
-               all_data: TrainData, stages: dict[str, float], start: float) -> TrainResult:
+               all_data: TrainData, stages: dict[str, float], start: float,
+               curves: Future[None] | None = None) -> TrainResult:
     """Embed with all train positives (``all_data``) as history, then write the bundle, manifest and curves.
 
     ``stages`` holds the seconds of the stages so far; this one's is added as ``write`` (the manifest records all,
-    so a slow run shows where its time went). ``start`` is the run's ``perf_counter`` start.
+    so a slow run shows where its time went). ``start`` is the run's ``perf_counter`` start. ``curves``: the
+    curves PNG being drawn in the background (None: draw it here).
     """
     model.cpu()  # trained on a GPU or not: the run's embeddings and weights are exported from the CPU
     if all_data.trend_now is not None:  # the prior "now" = after every training row (without refit too)
@@ -310,7 +319,10 @@ def _write_run(out: Path, setup: TrainSetup, cfg: RunConfig, model: TwoTower | T
                                  seen=ix.csr(train), popularity=popularity))
     best = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
     val_metrics = {k: v for k, v in best.items() if k not in ("epoch", "loss")}
-    write_curves(out / "curves.png", state.history, cfg.eval.k, state.best_epoch)
+    if curves is None:
+        write_curves(out / "curves.png", state.history, cfg.eval.k, state.best_epoch)
+    else:
+        curves.result()  # re-raises a failure of the drawing thread here
     wall = time.perf_counter() - start
     stages["write"] = wall - sum(stages.values())
     extra = _manifest_extra(setup, cfg, model, state, wall, val_metrics)

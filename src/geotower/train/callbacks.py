@@ -209,5 +209,5 @@ def write_curves(path: Path, history: list[dict[str, float]], k: int, best_epoch
             ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1)
     if ax_val.lines:
         ax_val.legend()
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.91, wspace=0.22)  # tight_layout: a second draw
     artifacts.write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))
