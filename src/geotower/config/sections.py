@@ -127,6 +127,9 @@ class TrainConfig:
     # from this many users on, the user-ID table gets sparse gradients and SparseAdam (a step touches the batch's
     # rows, not the whole table; docs/scale.md); 0 = never. Single-process runs only
     sparse_ids_min_users: int = field(default=50_000, metadata=NON_NEGATIVE)
+    # from this many items on, the item-ID and grid-cell tables get sparse gradients and SparseAdam too (lazy Adam,
+    # no weight decay on them); the shared benchmark sets (1.7k-5.6k items) stay below it. 0 = never
+    sparse_ids_min_items: int = field(default=50_000, metadata=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)

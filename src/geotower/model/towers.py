@@ -75,10 +75,11 @@ class TwoTower(nn.Module):
         self.register_buffer("item_known", item_known.float(), persistent=False)
         use_feat = spec.use_item_features and self.item_in_dim > 0
         self.cell_emb: Sequence[nn.Embedding] = nn.ModuleList(  # type: ignore[assignment]  # items typed Module
-            nn.Embedding(v, spec.cell_dim, padding_idx=0) for v in spec.cell_vocab_sizes)
+            nn.Embedding(v, spec.cell_dim, padding_idx=0, sparse=spec.sparse_item_ids) for v in spec.cell_vocab_sizes)
         self.item_mlp = mlp(self.item_in_dim, spec.hidden_dim, spec.embed_dim, spec.n_layers, spec.dropout) \
             if use_feat else None
-        self.item_id = nn.Embedding(spec.n_items, spec.embed_dim) if spec.use_item_id else None
+        self.item_id = nn.Embedding(spec.n_items, spec.embed_dim, sparse=spec.sparse_item_ids) \
+            if spec.use_item_id else None
         self.user_id = nn.Embedding(spec.n_users, spec.embed_dim, sparse=spec.sparse_user_ids) \
             if spec.use_user_id else None
         for emb in (self.item_id, self.user_id):

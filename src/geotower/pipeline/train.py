@@ -41,7 +41,7 @@ from geotower.train.distributed import SINGLE, Dist, agreed, barrier, distribute
 from geotower.train.loop import LoopState, fit, two_tower_loss
 from geotower.train.resume import fresh_or_resume
 from geotower.train.sampling import hard_negative_neighbours, make_sampler, train_data
-from geotower.train.setup import TrainSetup, new_model, sparse_user_ids, train_fixed
+from geotower.train.setup import TrainSetup, new_model, sparse_item_ids, sparse_user_ids, train_fixed
 
 __all__ = ["TrainResult", "build_setup", "train_run"]
 
@@ -192,7 +192,8 @@ def build_setup(data_dir: Path, cfg: RunConfig) -> TrainSetup:
                                  item_dense_dim=item_enc.dense_dim, user_dense_dim=user_dense.shape[1],
                                  cell_vocab_sizes=item_enc.cell_vocab_sizes,
                                  trend_dim=len(cfg.model.trend_half_lives_days) if ds.has_timestamps else 0,
-                                 sparse_user_ids=sparse_user_ids(len(index.users), cfg))
+                                 sparse_user_ids=sparse_user_ids(len(index.users), cfg),
+                                 sparse_item_ids=sparse_item_ids(len(index.items), cfg))
     return TrainSetup(ds=ds, rows=rows, index=index, item_enc=item_enc, user_enc=user_enc, item_dense=item_dense,
                       item_cells=item_cells, user_dense=user_dense, spec=spec,
                       neighbours=hard_negative_neighbours(ds, cfg))

@@ -26,7 +26,7 @@ from geotower.train.loop import fit, two_tower_loss
 from geotower.train.optim import Adam, MixedAdam, OptimizerLike
 from geotower.train.sampling import Neighbours, make_sampler
 
-__all__ = ["TREND_LR_FACTOR", "TrainSetup", "new_model", "sparse_user_ids", "train_fixed"]
+__all__ = ["TREND_LR_FACTOR", "TrainSetup", "new_model", "sparse_item_ids", "sparse_user_ids", "train_fixed"]
 
 # The trend weights and item biases are scalars on a log-count scale; at the towers' learning rate they would move
 # too little in the ~100 steps small data sets train for, so they learn this much faster (without weight decay).
@@ -51,6 +51,13 @@ class TrainSetup:
     user_dense: np.ndarray
     spec: TowerSpec
     neighbours: Neighbours | None
+
+
+def sparse_item_ids(n_items: int, cfg: RunConfig) -> bool:
+    """Sparse gradients for the item-side tables (item IDs, grid cells) from ``train.sparse_ids_min_items`` items
+    on, in one process, as :func:`sparse_user_ids`."""
+    single = int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    return single and 0 < cfg.train.sparse_ids_min_items <= n_items
 
 
 def sparse_user_ids(n_users: int, cfg: RunConfig) -> bool:
@@ -83,6 +90,8 @@ def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: 
     t = cfg.train
     fast = [p for p in (model.trend_weight, model.item_bias) if p is not None and p.requires_grad]
     sparse = [model.user_id.weight] if model.user_id is not None and model.spec.sparse_user_ids else []
+    if model.spec.sparse_item_ids:
+        sparse += [e.weight for e in model.cell_emb] + ([model.item_id.weight] if model.item_id is not None else [])
     rest = [p for p in model.parameters() if all(p is not f for f in [*fast, *sparse])]
     groups: list[dict[str, Any]] = [{"params": rest}]
     if fast:
