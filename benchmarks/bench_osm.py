@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HELSINKI = ROOT / ".." / "shared" / "data" / "helsinki"
@@ -109,19 +110,26 @@ def run_child(kind: str, mode: str, items: Path, source: Path, out: Path) -> dic
                "--osm", str(source), "--out", str(out), "--mode", mode, "--json"]
     else:
         cmd = [sys.executable, __file__, "--child", kind, mode, str(items), str(source), str(out)]
+    wall, usage, doc = measure_child(cmd, kind)
+    return {"seconds": float(doc["seconds"]), "proc_s": wall, "proc_cpu": usage.ru_utime + usage.ru_stime,
+            "rss_mib": usage.ru_maxrss / 1024}
+
+
+def measure_child(cmd: list[str], label: str) -> tuple[float, Any, dict[str, Any]]:
+    """Run ``cmd`` to its end: (wall s from spawn to exit, that child's own rusage, its last stdout line as JSON).
+
+    ``os.wait4`` gives the child's own rusage (``RUSAGE_CHILDREN`` would sum every child of this process).
+    """
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (RUSAGE_CHILDREN sums them all)
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         stdout.seek(0)
         stderr.seek(0)
-        if proc.returncode != 0:
-            raise SystemExit(f"{kind} failed:\n{stderr.read()[-4000:]}")
-        doc = json.loads(stdout.read().strip().splitlines()[-1])
-    return {"seconds": float(doc["seconds"]), "proc_s": wall, "proc_cpu": usage.ru_utime + usage.ru_stime,
-            "rss_mib": usage.ru_maxrss / 1024}
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{label} failed:\n{stderr.read()[-4000:]}")
+        return wall, usage, json.loads(stdout.read().strip().splitlines()[-1])
 
 
 def same_numbers(a: Path, b: Path) -> str:

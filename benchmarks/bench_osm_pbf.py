@@ -19,14 +19,13 @@ Run: ``python benchmarks/bench_osm_pbf.py [--tiles 4,8,16] [--workdir /tmp/geoto
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_osm import measure_child  # noqa: E402  # the same whole-process measurement as the speed benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 HELSINKI = ROOT / ".." / "shared" / "data" / "helsinki"
@@ -107,17 +106,7 @@ def run_features(items: Path, pbf: Path, out: Path) -> dict[str, float]:
     """``geotower features osm`` in a fresh process: its wall time, CPU and peak RSS (that child alone)."""
     cmd = [sys.executable, "-c", "from geotower.cli import app; app()", "features", "osm", "--items", str(items),
            "--osm", str(pbf), "--out", str(out), "--json"]
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        stdout.seek(0)
-        stderr.seek(0)
-        if proc.returncode != 0:
-            raise SystemExit(f"features osm failed:\n{stderr.read()[-4000:]}")
-        doc = json.loads(stdout.read().strip().splitlines()[-1])
+    wall, usage, doc = measure_child(cmd, "features osm")
     return {"seconds": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024,
             "items": float(doc["items"])}
 

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from geotower import artifacts
@@ -46,37 +47,23 @@ def test_only_the_batch_rows_move_and_the_state_round_trips() -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_a_run_with_sparse_user_ids_trains_checkpoints_and_repeats(cafes: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("knob", "flag", "table"), [("train.sparse_ids_min_users", "sparse_user_ids", "user_emb"),
+                                                      ("train.sparse_ids_min_items", "sparse_item_ids", "item_emb")])
+def test_a_run_with_sparse_tables_trains_checkpoints_repeats_and_resumes(cafes: Path, tmp_path: Path, knob: str,
+                                                                        flag: str, table: str) -> None:
+    """Many users (user IDs) or a large catalogue (item IDs, grid cells): sparse gradients and SparseAdam."""
     sets = ["model.embed_dim=8", "model.cell_dim=4", "train.batch_size=32", "train.epochs=3", "train.patience=0",
-            "features.grid_cells_m=[500.0, 2000.0]", "train.sparse_ids_min_users=1"]
+            "features.grid_cells_m=[500.0, 2000.0]", f"{knob}=1"]
     cfg = resolve(None, sets)
     first = train_run(cafes, tmp_path / "a", cfg, progress=False)
-    assert artifacts.read_json(tmp_path / "a" / "model.json")["sparse_user_ids"] is True
+    assert artifacts.read_json(tmp_path / "a" / "model.json")[flag] is True
     assert np.isfinite(first.val_metrics["ndcg"]) and first.epochs_run == 3  # checkpointed every epoch
     assert train_run(cafes, tmp_path / "b", cfg, progress=False).val_metrics == first.val_metrics
-    dense = train_run(cafes, tmp_path / "c", resolve(None, [*sets[:-1], "train.sparse_ids_min_users=0"]),
-                      progress=False)
-    assert artifacts.read_json(tmp_path / "c" / "model.json")["sparse_user_ids"] is False
+    dense = train_run(cafes, tmp_path / "c", resolve(None, [*sets[:-1], f"{knob}=0"]), progress=False)
+    assert artifacts.read_json(tmp_path / "c" / "model.json")[flag] is False
     assert np.isfinite(dense.val_metrics["ndcg"])
-    sparse_users, dense_users = (load_bundle(tmp_path / r).user_emb for r in ("a", "c"))
-    assert not np.allclose(sparse_users, dense_users)  # the switch is real (lazy Adam differs from dense Adam)
-
-
-def test_a_run_with_sparse_item_tables_trains_checkpoints_repeats_and_resumes(cafes: Path, tmp_path: Path) -> None:
-    """Large catalogues: item-ID and grid-cell tables with sparse gradients (``train.sparse_ids_min_items``)."""
-    sets = ["model.embed_dim=8", "model.cell_dim=4", "train.batch_size=32", "train.epochs=3", "train.patience=0",
-            "features.grid_cells_m=[500.0, 2000.0]", "train.sparse_ids_min_items=1"]
-    cfg = resolve(None, sets)
-    first = train_run(cafes, tmp_path / "a", cfg, progress=False)
-    assert artifacts.read_json(tmp_path / "a" / "model.json")["sparse_item_ids"] is True
-    assert np.isfinite(first.val_metrics["ndcg"]) and first.epochs_run == 3
-    assert train_run(cafes, tmp_path / "b", cfg, progress=False).val_metrics == first.val_metrics
-    dense = train_run(cafes, tmp_path / "c", resolve(None, [*sets[:-1], "train.sparse_ids_min_items=0"]),
-                      progress=False)
-    assert artifacts.read_json(tmp_path / "c" / "model.json")["sparse_item_ids"] is False
-    assert np.isfinite(dense.val_metrics["ndcg"])
-    sparse_items, dense_items = (load_bundle(tmp_path / r).item_emb for r in ("a", "c"))
-    assert not np.allclose(sparse_items, dense_items)  # the switch is real (lazy Adam differs from dense Adam)
+    sparse_emb, dense_emb = (getattr(load_bundle(tmp_path / r), table) for r in ("a", "c"))
+    assert not np.allclose(sparse_emb, dense_emb)  # the switch is real (lazy Adam differs from dense Adam)
     resumed = train_run(cafes, tmp_path / "a", cfg, resume=True, progress=False)  # from the complete run's checkpoints
     assert resumed.val_metrics == first.val_metrics
 
@@ -132,8 +119,6 @@ def test_adam_driver_rejects_a_foreign_state_dict() -> None:
     model, _ = _twin_models(0)
     other = torch.nn.Linear(2, 2)
     state = Adam([{"params": list(other.parameters())}], lr=0.1).state_dict()
-    import pytest
-
     with pytest.raises(ValueError, match="parameter groups"):
         Adam(_groups(model), lr=0.1).load_state_dict(state)
 
