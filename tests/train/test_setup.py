@@ -56,3 +56,14 @@ def test_fixed_budget_trains_every_member_on_all_rows(cafes: Path, tmp_path: Pat
     assert set(manifest["stage_seconds"]) == {"setup", "members", "write"}
     bundle = load_bundle(tmp_path / "run")
     assert bundle.item_emb.shape[0] == 20 and (tmp_path / "run" / "curves.png").exists()
+
+
+def test_validation_ranks_a_seeded_sample_of_at_most_val_max_users(cafes: Path, tmp_path: Path) -> None:
+    from geotower.config import resolve
+    from geotower.pipeline.train import train_run
+
+    sets = ["train.epochs=1", "model.members=1", "eval.test_fraction=0.2"]
+    full = train_run(cafes, tmp_path / "a", resolve(None, sets), progress=False)
+    assert full.val_metrics["users"] > 3
+    capped = train_run(cafes, tmp_path / "b", resolve(None, [*sets, "train.val_max_users=3"]), progress=False)
+    assert capped.val_metrics["users"] == 3

@@ -104,6 +104,9 @@ class TrainConfig:
     # validation carved from train (temporal when timestamps exist)
     val_fraction: float = field(default=0.1, metadata=OPEN_FRACTION)
     patience: int = field(default=2, metadata=NON_NEGATIVE)  # early stopping on validation NDCG@k; 0 disables
+    # early stopping ranks at most this many validation users (a seeded sample; 0 = all): enough for the choice of
+    # epoch, and it keeps a validation cheap at full Yelp size. The shared quality sets have fewer
+    val_max_users: int = field(default=50_000, metadata=NON_NEGATIVE)
     # torch.set_num_threads; 0 = torch's default (all cores: measured 7x slower per epoch on the shared 2-core box,
     # small ops oversubscribe; docs/quality.md)
     threads: int = field(default=1, metadata=NON_NEGATIVE)
