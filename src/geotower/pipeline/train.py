@@ -254,7 +254,7 @@ def _validator(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig) -> Valida
     pos_val = rows.validation[rows.validation[S.POSITIVE]]
     users = np.unique(ix.user_index(pos_val)[ix.user_index(pos_val) >= 0])
     cap = cfg.train.val_max_users
-    if 0 < cap < len(users):  # a seeded sample: ranking 500k users x 152k items each epoch took minutes
+    if 0 < cap < len(users):  # a seeded sample: ranking 308k users x 152k items took 3.5 min an epoch
         users = np.sort(np.random.default_rng(cfg.seed).choice(users, cap, replace=False))
     relevant, seen = ix.csr(pos_val)[users], ix.csr(rows.fit)[users]  # rows of the validation users only
     if len(users) == 0:
