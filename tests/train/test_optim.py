@@ -134,3 +134,19 @@ def test_building_and_stepping_the_towers_optimizer_does_not_import_dynamo() -> 
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_resumed_lr_schedule_keeps_its_first_rate_and_mixed_adam_shows_both_halves_groups() -> None:
+    """lr decay stores each group's first rate as ``initial_lr``; a resume must bring it back, or the schedule
+    would restart from the already-decayed rate."""
+    from geotower.train.optim import Adam
+
+    model, _ = _twin_models(0)
+    opt = Adam(_groups(model), lr=0.4)
+    opt.param_groups[0]["initial_lr"], opt.param_groups[0]["lr"] = 0.4, 0.1
+    twin, _ = _twin_models(0)
+    resumed = Adam(_groups(twin), lr=0.4)
+    resumed.load_state_dict(opt.state_dict())
+    assert (resumed.param_groups[0]["initial_lr"], resumed.param_groups[0]["lr"]) == (0.4, 0.1)
+    sparse_model, mixed = _model_and_opt(0)
+    assert len(mixed.param_groups) == 2 and mixed.param_groups[1]["params"] == [sparse_model["users"].weight]

@@ -79,20 +79,13 @@ def _update_best(state: LoopState, model: nn.Module, score: float | None, patien
         state.stopped = True
 
 
-def _param_groups(optimizer: OptimizerLike) -> list[dict[str, Any]]:
-    """The parameter groups of an optimizer, those of both halves of a MixedAdam included."""
-    parts = [getattr(optimizer, "dense", None), getattr(optimizer, "sparse", None)]
-    found = [g for o in parts if o is not None for g in o.param_groups] or list(getattr(optimizer, "param_groups", []))
-    return found
-
-
 def _decay_lr(optimizer: OptimizerLike, step: int, total: int) -> None:
     """Linear learning-rate decay: each group's first learning rate times ``1 - step / total``.
 
     Why: with a constant rate of 1e-2 the validation metric jumps by 10 % between epochs (Singapore); decaying to
     zero over a fixed budget ends training in a flat, low-noise point, so no epoch has to be picked.
     """
-    for group in _param_groups(optimizer):
+    for group in optimizer.param_groups:
         base = group.setdefault("initial_lr", group["lr"])
         group["lr"] = base * max(0.0, 1.0 - step / max(total, 1))
 

@@ -32,6 +32,9 @@ class OptimizerLike(Protocol):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
 
+    @property
+    def param_groups(self) -> list[dict[str, Any]]: ...
+
 
 class Adam:
     """``torch.optim.Adam(groups, lr, weight_decay=..., fused=True)`` as a thin driver of the functional kernel.
@@ -95,7 +98,7 @@ class Adam:
         self.state = {}
         for saved, group in zip(groups, self.param_groups, strict=True):
             group.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items()
-                          if k in ("lr", "weight_decay", "betas", "eps")})
+                          if k in ("lr", "initial_lr", "weight_decay", "betas", "eps")})
             for pid, p in zip(saved["params"], group["params"], strict=True):
                 values = state_dict["state"].get(pid, state_dict["state"].get(str(pid)))
                 if values:
@@ -117,6 +120,11 @@ class MixedAdam:
         self.dense = dense
         self.sparse = torch.optim.SparseAdam(sparse, lr=lr)
         self._offset = sum(len(g["params"]) for g in dense.param_groups)
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Both optimizers' groups (the dense ones first), e.g. for a learning-rate schedule."""
+        return [*self.dense.param_groups, *self.sparse.param_groups]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.dense.zero_grad(set_to_none=set_to_none)

@@ -56,15 +56,18 @@ class TrainSetup:
 def sparse_item_ids(n_items: int, cfg: RunConfig) -> bool:
     """Sparse gradients for the item-side tables (item IDs, grid cells) from ``train.sparse_ids_min_items`` items
     on, in one process, as :func:`sparse_user_ids`."""
-    single = int(os.environ.get("WORLD_SIZE", "1")) <= 1
-    return single and 0 < cfg.train.sparse_ids_min_items <= n_items
+    return _single_process() and 0 < cfg.train.sparse_ids_min_items <= n_items
 
 
 def sparse_user_ids(n_users: int, cfg: RunConfig) -> bool:
     """Sparse user-ID gradients (:mod:`geotower.train.optim`) from ``train.sparse_ids_min_users`` users on, in one
     process (DDP all-reduces dense gradients)."""
-    single = int(os.environ.get("WORLD_SIZE", "1")) <= 1
-    return single and cfg.model.use_user_id and 0 < cfg.train.sparse_ids_min_users <= n_users
+    return _single_process() and cfg.model.use_user_id and 0 < cfg.train.sparse_ids_min_users <= n_users
+
+
+def _single_process() -> bool:
+    """Sparse gradients need one process: DDP all-reduces dense gradients."""
+    return int(os.environ.get("WORLD_SIZE", "1")) <= 1
 
 
 def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: torch.Tensor | None = None,
