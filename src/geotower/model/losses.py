@@ -51,7 +51,7 @@ def bpr_loss(pos_logits: Tensor, neg_logits: Tensor, weight: Tensor, neg_valid: 
 
 
 def softmax_loss(logits: Tensor, target: Tensor, weight: Tensor, log_q: Tensor | None = None,
-                 invalid: Tensor | None = None) -> Tensor:
+                 invalid: Tensor | None = None, target_log_q: Tensor | None = None) -> Tensor:
     """Sampled softmax over candidate columns (in-batch items plus extra negatives).
 
     Args:
@@ -61,9 +61,14 @@ def softmax_loss(logits: Tensor, target: Tensor, weight: Tensor, log_q: Tensor |
         log_q: (c,) log expected sampling count of each column (logQ correction), or None.
         invalid: (b, c) bool, True where a column is another positive of the row's user (masked out);
             the target column is never masked.
+        target_log_q: (b,) the log_q of each row's target column instead of ``log_q[target]`` (distinct columns
+            standing for several copies: see ``BatchSampler._column_log_q``), or None.
     """
     if log_q is not None:
-        logits = logits - log_q[None, :]
+        logits = logits - log_q[None, :]  # a new tensor: the in-place fix below leaves the inputs alone
+        if target_log_q is not None:
+            rows = torch.arange(len(target), device=logits.device)
+            logits[rows, target] += log_q[target] - target_log_q
     if invalid is not None:
         rows = torch.arange(len(target), device=logits.device)
         invalid = invalid.clone()

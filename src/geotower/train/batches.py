@@ -111,11 +111,11 @@ class Batch:
     history: History
     negatives: Tensor
     neg_valid: Tensor | None = None  # (b, n) for bce/bpr
-    invalid: Tensor | None = None  # (b, b + m) for softmax
-    unique_items: Tensor | None = None  # (u,) distinct softmax candidates, encoded once
-    columns: Tensor | None = None  # (b + m,) position of each softmax column in unique_items
-    log_q: Tensor | None = None  # (b + m,) for softmax
-    target: Tensor | None = None  # (b,) softmax column of each row's positive; None = column i for row i
+    invalid: Tensor | None = None  # (b, u) for softmax: the column is another positive of the row's user
+    unique_items: Tensor | None = None  # (u,) the softmax columns: the distinct in-batch items and negatives
+    log_q: Tensor | None = None  # (u,) for softmax: -log of the summed exp(-logQ) of each column's copies
+    target: Tensor | None = None  # (b,) softmax column of each row's positive
+    target_log_q: Tensor | None = None  # (b,) logQ of each row's own copy of its positive
     buckets: Tensor | None = None  # (b,) time bucket of each row (trend prior)
     full: bool = False  # full softmax: the columns are the whole catalogue in order (no gather needed)
 
@@ -206,23 +206,40 @@ class BatchSampler:
         b = Batch(users, items, d.labels[rows], d.weights[rows], hist, torch.empty(0, dtype=torch.long))
         b.buckets = None if d.buckets is None else d.buckets[rows]
         if self.full_softmax:  # every item is a column: the exact softmax the sampled ones approximate
-            b.unique_items = b.columns = torch.arange(d.n_items)
+            b.unique_items = torch.arange(d.n_items)
             b.invalid = self._positive_columns(users, b.unique_items)  # (b, n_items)
             b.target, b.full = items, True
         elif self.loss == "softmax":
             m = len(rows) * self.n_negatives
             anchors = items[torch.randint(len(items), (m,), generator=self.generator)] if m else items[:0]
             b.negatives = self._sample(anchors, (m,))
-            columns = torch.cat([items, b.negatives])  # (b + m,)
-            b.unique_items, b.columns = torch.unique(columns, return_inverse=True)  # (u,), (b + m,)
-            b.invalid = self._positive_columns(users, b.unique_items)[:, b.columns]  # (b, b + m)
-            if self.logq:
-                uniform = torch.full((m,), float(np.log(max(m, 1) / d.n_items)))
-                b.log_q = torch.cat([d.log_pop[items] + float(np.log(len(rows))), uniform])
+            b.unique_items, column = torch.unique(torch.cat([items, b.negatives]), return_inverse=True)  # (u,), (b+m,)
+            b.target = column[:len(rows)]
+            b.invalid = self._positive_columns(users, b.unique_items)  # (b, u)
+            b.log_q, b.target_log_q = self._column_log_q(items, m, column, len(b.unique_items))
         elif self.n_negatives > 0:
             b.negatives = self._sample(items[:, None], (len(rows), self.n_negatives))  # (b, n)
             b.neg_valid = ~is_positive(d.pos_keys, users[:, None], b.negatives, d.n_items)
         return b
+
+    def _column_log_q(self, items: Tensor, m: int, column: Tensor, n_columns: int) -> tuple[Tensor, Tensor]:
+        """((u,) log_q of each distinct column, (b,) logQ of each row's own positive) for the in-batch softmax.
+
+        Why distinct columns: the batch's b + m candidates hold each popular item many times; a softmax over the
+        copies, each with its own logQ, has the denominator of one over the distinct items whose logit carries
+        ``-log sum(exp(-logQ))`` over its copies, at a third less of the step's largest matmuls. The row's own copy
+        of its positive (the numerator; the other copies are its user's positives, masked) keeps its own logQ
+        (:func:`geotower.model.losses.softmax_loss`), so the loss and its gradients are those over the copies.
+        Without logQ correction each copy counts once: ``log_q = -log(copies)``.
+        """
+        d, b = self.data, len(items)
+        if self.logq:
+            uniform = torch.full((m,), float(np.log(max(m, 1) / d.n_items)))
+            per_copy = torch.cat([d.log_pop[items] + float(np.log(b)), uniform])  # (b + m,)
+        else:
+            per_copy = torch.zeros(b + m)
+        summed = torch.zeros(n_columns, dtype=torch.float64).index_add_(0, column, torch.exp(-per_copy.double()))
+        return (-torch.log(summed)).float(), per_copy[:b]
 
     def epoch(self) -> Iterator[Batch]:
         """Yield the batches of one epoch (shuffled with the generator)."""

@@ -136,12 +136,12 @@ def shard_rows(batch: Batch, dist: Dist) -> tuple[Batch, Tensor]:
     b = len(batch.users)
     rows = torch.arange(dist.rank, b, dist.world, device=batch.users.device)
     per_row = {f: getattr(batch, f)[rows] for f in ("users", "items", "labels", "weights", "buckets",
-                                                    "neg_valid", "invalid")
+                                                    "neg_valid", "invalid", "target_log_q")
                if getattr(batch, f) is not None and getattr(batch, f).numel()}
     if batch.negatives.dim() == 2:  # bce/bpr: (b, n) negatives per row; softmax: a shared (m,) pool
         per_row["negatives"] = batch.negatives[rows]
     target = rows if batch.target is None else batch.target[rows]
-    is_softmax = batch.columns is not None
+    is_softmax = batch.unique_items is not None
     return dataclasses.replace(batch, target=target if is_softmax else batch.target, **per_row), rows
 
 

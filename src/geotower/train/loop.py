@@ -253,20 +253,14 @@ def _diag_prior(model: TwoTower, buckets: Tensor, items: Tensor) -> Tensor:
 
 
 def _softmax_step(model: TwoTower, batch: Batch, u: Tensor, has_prior: bool) -> Tensor:
-    """Softmax over the batch's columns: the whole catalogue (``batch.full``) or in-batch items + negatives.
-
-    In-batch logits multiply the users with the column items' embeddings gathered in column order (duplicates
-    included), not the distinct items' logits gathered afterwards: the backward of a gather over (b, columns)
-    logits is an accumulating index_put that sorts b * columns indices (~15 % of a step); gathering (columns, d)
-    embeddings costs an index_add over columns rows instead. The values are the same.
-    """
-    v = model.encode_items(batch.unique_items)  # type: ignore[arg-type]  # (u, d): set on every softmax batch
-    scale, bias, full = model.score_scale, model.item_bias, batch.full
-    logits = u @ (v.T if full else v[batch.columns].T) * scale  # (b, n_items) / (b, b + m)
-    col_items = batch.unique_items if full else batch.unique_items[batch.columns]  # type: ignore[index]  # as above
+    """Softmax over the batch's columns: the whole catalogue (``batch.full``) or the distinct in-batch items and
+    negatives (each standing for its copies: ``BatchSampler._column_log_q``)."""
+    items = batch.unique_items
+    assert items is not None and batch.target is not None  # set on every softmax batch
+    v = model.encode_items(items)  # (u, d)
+    logits = u @ v.T * model.score_scale  # (b, u)
     if has_prior:
-        logits = logits + model.trend_bias(batch.buckets, None if full else col_items)  # type: ignore[arg-type, operator]
-    if bias is not None:
-        logits = logits + bias[col_items][None, :]
-    target = torch.arange(len(batch.users), device=u.device) if batch.target is None else batch.target
-    return softmax_loss(logits, target, batch.weights, batch.log_q, batch.invalid)
+        logits = logits + model.trend_bias(batch.buckets, None if batch.full else items)  # type: ignore[arg-type, operator]
+    if model.item_bias is not None:
+        logits = logits + model.item_bias[items][None, :]
+    return softmax_loss(logits, batch.target, batch.weights, batch.log_q, batch.invalid, batch.target_log_q)
