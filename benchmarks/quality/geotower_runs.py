@@ -104,6 +104,13 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         (f"no early stopping, {e} epochs{', lr decay' if d else ''}",
          ["train.early_stopping=false", f"train.epochs={e}", f"train.lr_decay={str(d).lower()}"])
         for e, d in ((3, True), (4, True), (6, True), (3, False))],
+    # seventh sweep (docs/quality.md, "Fewer FLOPs"): the step is matmul-bound, so smaller tables and no refit
+    "geotower-flops": [
+        ("embed_dim=64", ["model.embed_dim=64"]),
+        ("cell_dim=32", ["model.cell_dim=32"]),
+        ("refit=false", ["train.refit=false"]),
+        ("refit=false, embed_dim=64", ["train.refit=false", "model.embed_dim=64"]),
+    ],
     "geotower-sweep": SWEEP,
     "geotower-short": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT],  # most telling first
     "geotower-short2": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT2],

@@ -67,3 +67,65 @@ def test_validation_ranks_a_seeded_sample_of_at_most_val_max_users(cafes: Path, 
     assert full.val_metrics["users"] > 3
     capped = train_run(cafes, tmp_path / "b", resolve(None, [*sets, "train.val_max_users=3"]), progress=False)
     assert capped.val_metrics["users"] == 3
+
+
+def test_followers_trained_alongside_equal_a_refit_afterwards(cafes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refit models that follow early stopping's best epoch (EpochBudget) end with the weights of training them
+    afterwards for the final count; a failed early stopping stops them."""
+    import time
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 2)
+    cfg = resolve(None, SETS)
+    setup = build_setup(cafes, cfg)
+    rows = train_data(setup.index, setup.rows.train, cfg, setup.neighbours)
+    budget = S.EpochBudget()
+    trace: list[int] = []
+
+    def early_stopping(show: bool) -> None:  # the best epoch moves 1, 1, 2, then training ends at 3
+        for best in (1, 1, 2):
+            budget.raise_to(best)
+            time.sleep(0.05)
+        budget.close(3)
+
+    def spy(job: tuple, name: int):  # type: ignore[no-untyped-def, type-arg]
+        run = S.follower(job, cfg, budget)
+
+        def wrapped(show: bool):  # type: ignore[no-untyped-def]
+            model = run(show)
+            trace.append(name)
+            return model
+        return wrapped
+
+    jobs = [S.member(setup, rows, cfg, seed) for seed in (3, 4)]
+    _, *followed = S.side_by_side([early_stopping, spy(jobs[0], 3), spy(jobs[1], 4)], progress=False)
+    after = train_fixed(setup, rows, cfg, 3, seeds=[3, 4], progress=False)
+    assert sorted(trace) == [3, 4]
+    for a, b in zip(followed, after, strict=True):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+
+    failed = S.EpochBudget()
+    failed.raise_to(1)
+    failed.close(None)
+    assert failed.after(1) is None and failed.after(0) is None  # nothing more to train once early stopping failed
+
+
+def test_train_run_with_followers_equals_the_sequential_run(cafes: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default run (refit and second member alongside early stopping, threads) writes the embeddings of the
+    same run done one stage after the other (one core)."""
+    import numpy as np
+
+    from geotower.model.bundle import load_bundle
+    from geotower.pipeline.train import train_run
+
+    sets = [*SETS, "train.epochs=4", "train.patience=1", "eval.test_fraction=0.2"]
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 2)
+    together = train_run(cafes, tmp_path / "a", resolve(None, sets), progress=False)
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 1)
+    alone = train_run(cafes, tmp_path / "b", resolve(None, sets), progress=False)
+    assert together.best_epoch == alone.best_epoch and together.val_metrics == alone.val_metrics
+    a, b = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
+    np.testing.assert_array_equal(a.item_emb, b.item_emb)
+    np.testing.assert_array_equal(a.user_emb, b.user_emb)

@@ -35,13 +35,24 @@ from geotower.model.ensemble import TowerEnsemble
 from geotower.model.spec import TowerSpec
 from geotower.model.towers import TwoTower
 from geotower.model.trend import calibrate_weights
-from geotower.train.batches import TrainData
+from geotower.train.batches import BatchSampler, TrainData
 from geotower.train.callbacks import Checkpointer, TensorBoardLogger, mlflow_from_env, write_curves
 from geotower.train.distributed import SINGLE, Dist, agreed, barrier, distributed_loss, init_from_env, resolve_device
 from geotower.train.loop import LoopState, fit, two_tower_loss
+from geotower.train.optim import OptimizerLike
 from geotower.train.resume import fresh_or_resume
 from geotower.train.sampling import hard_negative_neighbours, make_sampler, train_data
-from geotower.train.setup import TrainSetup, new_model, sparse_item_ids, sparse_user_ids, train_fixed
+from geotower.train.setup import (
+    EpochBudget,
+    TrainSetup,
+    follower,
+    member,
+    new_model,
+    side_by_side,
+    sparse_item_ids,
+    sparse_user_ids,
+    train_fixed,
+)
 
 __all__ = ["TrainResult", "build_setup", "train_run"]
 
@@ -122,22 +133,30 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     if not cfg.train.early_stopping:
         return _train_fixed_budget(setup, out, cfg, progress, dist, t0)
     fit_data = train_data(setup.index, setup.rows.fit, cfg, setup.neighbours)
+    validator = agreed(_validator(setup, fit_data, cfg), dist)
+    refit = cfg.train.refit and validator is not None and len(setup.rows.validation) > 0
+    final_data = train_data(setup.index, setup.rows.train, cfg, setup.neighbours) if refit else fit_data
+    seeds = ([cfg.seed] if refit else []) + [cfg.seed + m for m in range(1, cfg.model.members)]
+    # the refit and the extra members train alongside early stopping (EpochBudget) unless what they train depends
+    # on its end: calibrated trend weights, or a learning-rate schedule over the chosen epoch count
+    alongside = not cfg.train.calibrate_trend and not cfg.train.lr_decay
+    # built before member 0: new_model seeds the global RNG, which member 0's ID dropout draws from
+    followers = [member(setup, final_data, cfg, seed) for seed in seeds] if alongside else []
     stages = {"setup": time.perf_counter() - t0}
-    model, state, validated = _early_stopped(setup, fit_data, cfg, out, resume=resume, progress=progress, dist=dist)
-    stages["early_stopping"] = time.perf_counter() - t0 - sum(stages.values())
+    model, state, trained, es_seconds = _early_stopped(setup, fit_data, cfg, out, validator, followers,
+                                                       resume=resume, progress=progress, dist=dist)
+    stages["early_stopping"] = es_seconds
     # the curves depend on the early-stopping history only: drawn (matplotlib import included, ~1 s on Yelp)
     # in a background thread while the refit trains
     curves = _pool.submit(write_curves, out / "curves.png", list(state.history), cfg.eval.k, state.best_epoch) \
         if dist.is_main else None
-    trend_weight = _calibrate_trend(model, setup, fit_data, cfg) if validated else None
-    if trend_weight is not None:
-        model.trend_weight.data.copy_(trend_weight)  # type: ignore[union-attr]
-    refit = cfg.train.refit and validated and len(setup.rows.validation) > 0 and state.best_epoch > 0
-    final_data = train_data(setup.index, setup.rows.train, cfg, setup.neighbours) if refit else fit_data
-    epochs = state.best_epoch if state.best_epoch > 0 else state.epoch
-    seeds = ([cfg.seed] if refit else []) + [cfg.seed + m for m in range(1, cfg.model.members)]
-    trained = train_fixed(setup, final_data, cfg, epochs, seeds=seeds, trend_weight=trend_weight, progress=progress,
-                          dist=dist)
+    if not alongside:
+        trend_weight = _calibrate_trend(model, setup, fit_data, cfg) if validator is not None else None
+        if trend_weight is not None:
+            model.trend_weight.data.copy_(trend_weight)  # type: ignore[union-attr]
+        epochs = state.best_epoch if state.best_epoch > 0 else state.epoch
+        trained = train_fixed(setup, final_data, cfg, epochs, seeds=seeds, trend_weight=trend_weight,
+                              progress=progress, dist=dist)
     members = trained if refit else [model, *trained]
     stages["refit_and_members"] = time.perf_counter() - t0 - sum(stages.values())
     final = TowerEnsemble(members) if len(members) > 1 else model
@@ -225,9 +244,16 @@ def _user_inputs(ds: Dataset, users: np.ndarray, cfg: RunConfig) -> tuple[TableE
 
 
 # --- stage 2: early stopping on validation ---------------------------------------------------------
-def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: Path, *, resume: bool,
-                   progress: bool, dist: Dist = SINGLE) -> tuple[TwoTower, LoopState, bool]:
-    """Train on the fit rows with checkpoints and TensorBoard; (model at its best epoch, loop state, validated)."""
+def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: Path, validator: Validator | None,
+                   followers: list[tuple[TwoTower, OptimizerLike, BatchSampler]], *, resume: bool, progress: bool,
+                   dist: Dist = SINGLE) -> tuple[TwoTower, LoopState, list[TwoTower], float]:
+    """Train on the fit rows with checkpoints and TensorBoard, and the ``followers`` (refit, extra members) alongside
+    as far as its best epoch (:class:`~geotower.train.setup.EpochBudget`).
+
+    Returns (the model at its best epoch, its loop state, the followers' models, the early-stopping seconds). The
+    followers have no checkpoints: they do not depend on the early-stopped model, so a resumed run trains them again
+    from the start and gets the same weights.
+    """
     model, optimizer = new_model(setup, fit_data, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     sampler = make_sampler(fit_data, cfg, gen)
@@ -239,13 +265,22 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
         hparams = {f"{sec}.{k}": v for sec in ("model", "train") for k, v in cfg.to_dict()[sec].items()}
         callbacks = [TensorBoardLogger(out / "tb", hparams, purge_step=(state.step + 1) if state else None), ckpt,
                      *mlflow_from_env(hparams, out.name)]
-    validator = agreed(_validator(setup, fit_data, cfg), dist)
-    t = cfg.train
-    loss = distributed_loss(model, two_tower_loss(t.loss), dist)
-    state = fit(model, optimizer, sampler, loss, t.epochs, patience=t.patience if validator else 0,
-                validate=validator, metric="ndcg", callbacks=callbacks, state=state, progress=progress,
-                lr_decay=t.lr_decay)
-    return model, state, validator is not None
+    budget = EpochBudget(state.best_epoch if state else 0)
+    t, start, ended = cfg.train, time.perf_counter(), []
+
+    def early(show: bool) -> LoopState:
+        try:
+            return fit(model, optimizer, sampler, distributed_loss(model, two_tower_loss(t.loss), dist), t.epochs,
+                       patience=t.patience if validator else 0, validate=validator, metric="ndcg",
+                       callbacks=[*callbacks, budget], state=state, progress=show, lr_decay=t.lr_decay)
+        except BaseException:
+            budget.close(None)  # the followers stop; the error is raised here
+            raise
+        finally:
+            ended.append(time.perf_counter())
+
+    done = side_by_side([early, *[follower(f, cfg, budget, dist) for f in followers]], progress, dist)
+    return model, done[0], done[1:], ended[0] - start  # type: ignore[return-value]  # [LoopState, *TwoTower]
 
 
 def _validator(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig) -> Validator | None:

@@ -7,12 +7,15 @@ fixed epoch count; all of them start from :func:`new_model` so the only differen
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from geotower.config import RunConfig
 from geotower.ingest.dataset import Dataset
@@ -20,13 +23,16 @@ from geotower.ingest.protocol import IdIndex, SplitRows
 from geotower.model.encoders import TableEncoder
 from geotower.model.spec import TowerSpec
 from geotower.model.towers import TwoTower
-from geotower.train.batches import TrainData
+from geotower.train.batches import BatchSampler, TrainData
 from geotower.train.distributed import SINGLE, Dist, distributed_loss, resolve_device
-from geotower.train.loop import fit, two_tower_loss
+from geotower.train.loop import LoopState, fit, two_tower_loss
 from geotower.train.optim import Adam, MixedAdam, OptimizerLike
 from geotower.train.sampling import Neighbours, make_sampler
 
-__all__ = ["TREND_LR_FACTOR", "TrainSetup", "new_model", "sparse_item_ids", "sparse_user_ids", "train_fixed"]
+__all__ = ["TREND_LR_FACTOR", "EpochBudget", "TrainSetup", "follower", "member", "new_model", "new_optimizer",
+           "side_by_side", "sparse_item_ids", "sparse_user_ids", "train_fixed"]
+
+T = TypeVar("T")
 
 # The trend weights and item biases are scalars on a log-count scale; at the towers' learning rate they would move
 # too little in the ~100 steps small data sets train for, so they learn this much faster (without weight decay).
@@ -90,6 +96,12 @@ def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: 
         counts = torch.bincount(data.items, minlength=setup.spec.n_items).float()
         model.item_bias.data.copy_(torch.log1p(counts) - torch.log1p(counts).mean())
     model.to(resolve_device(cfg.train.device))  # weights and buffers (features, trend table) where training runs
+    return model, new_optimizer(model, cfg)
+
+
+def new_optimizer(model: TwoTower, cfg: RunConfig) -> OptimizerLike:
+    """Adam for ``model``: the trend weights and item biases learn ``TREND_LR_FACTOR`` times faster, sparse ID
+    tables (``spec.sparse_*_ids``) get the lazy sparse half of :class:`MixedAdam`."""
     t = cfg.train
     fast = [p for p in (model.trend_weight, model.item_bias) if p is not None and p.requires_grad]
     sparse = [model.user_id.weight] if model.user_id is not None and model.spec.sparse_user_ids else []
@@ -101,7 +113,29 @@ def new_model(setup: TrainSetup, data: TrainData, cfg: RunConfig, trend_weight: 
         groups.append({"params": fast, "lr": t.lr * TREND_LR_FACTOR, "weight_decay": 0.0})
     adam = Adam(groups, lr=t.lr, weight_decay=t.weight_decay)  # torch's fused kernel: one CPU kernel per tensor
     # instead of ~10 (Adam was ~26 % of a batch-512 step, docs/quality.md), without torch.optim's dynamo import
-    return model, (MixedAdam(adam, sparse, lr=t.lr) if sparse else adam)
+    return MixedAdam(adam, sparse, lr=t.lr) if sparse else adam
+
+
+def side_by_side(jobs: list[Callable[[bool], T]], progress: bool, dist: Dist = SINGLE) -> list[T]:
+    """Run ``job(show_progress)`` for every job: one thread each when torch runs single-threaded in one process on a
+    machine with more than one core, else one after the other, in order. Only the first job shows progress when
+    they run together (one bar). Every job must draw from its own generators (see :func:`member`)."""
+    together = len(jobs) > 1 and not dist.enabled and torch.get_num_threads() == 1 and (os.cpu_count() or 1) > 1
+    if not together:
+        return [job(progress) for job in jobs]
+    # a thread per job even beyond the cores: refit models waiting on early stopping (EpochBudget) need theirs
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="geotower-member") as pool:
+        futures = [pool.submit(job, progress and i == 0) for i, job in enumerate(jobs)]
+        return [f.result() for f in futures]
+
+
+def member(setup: TrainSetup, data: TrainData, cfg: RunConfig, seed: int, trend_weight: torch.Tensor | None = None
+           ) -> tuple[TwoTower, OptimizerLike, BatchSampler]:
+    """A seeded model with its optimizer and a sampler of ``data``, drawing from generators of its own (ID dropout,
+    batches), so that members trained side by side in threads do not share the global RNG."""
+    model, optimizer = new_model(setup, data, cfg, trend_weight, seed)
+    model.dropout_generator = torch.Generator(model.item_known.device).manual_seed(seed)
+    return model, optimizer, make_sampler(data, cfg, torch.Generator().manual_seed(seed))
 
 
 def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int, *, seeds: list[int],
@@ -118,23 +152,76 @@ def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int,
     own sampler and dropout generator, so the results are those of training them one by one (deterministic, and a
     resumed run repeats them exactly), in the wall time of about one on a machine with a core per model.
     """
-    jobs = []
-    for seed in seeds:
-        model, optimizer = new_model(setup, data, cfg, trend_weight, seed)
-        model.dropout_generator = torch.Generator(model.item_known.device).manual_seed(seed)
-        sampler = make_sampler(data, cfg, torch.Generator().manual_seed(seed))
-        jobs.append((model, optimizer, sampler))
+    jobs = [member(setup, data, cfg, seed, trend_weight) for seed in seeds]
+    return side_by_side([_fit_job(j, cfg, epochs, dist, cfg.train.lr_decay) for j in jobs], progress, dist)
 
-    def run(job: tuple[TwoTower, OptimizerLike, Any], show: bool) -> TwoTower:
-        model, optimizer, sampler = job
+
+def _fit_job(job: tuple[TwoTower, OptimizerLike, Any], cfg: RunConfig, epochs: int, dist: Dist, lr_decay: bool
+             ) -> Callable[[bool], TwoTower]:
+    """``run(show_progress)``: train ``job``'s model ``epochs`` epochs (no validation) and return it."""
+    model, optimizer, sampler = job
+
+    def run(show: bool) -> TwoTower:
         fit(model, optimizer, sampler, distributed_loss(model, two_tower_loss(cfg.train.loss), dist), epochs,
-            progress=show, lr_decay=cfg.train.lr_decay)
+            progress=show, lr_decay=lr_decay)
         return model
 
-    side_by_side = len(jobs) > 1 and not dist.enabled and torch.get_num_threads() == 1 and \
-        (os.cpu_count() or 1) > 1
-    if not side_by_side:
-        return [run(job, progress) for job in jobs]
-    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1),
-                            thread_name_prefix="geotower-member") as pool:
-        return list(pool.map(run, jobs, [progress] + [False] * (len(jobs) - 1)))
+    return run
+
+
+class EpochBudget:
+    """How many epochs the refit models may train so far, for refit models that train alongside early stopping.
+
+    Early stopping raises the budget to its best epoch after every epoch and closes it when it ends (the best epoch
+    only moves forward, so a refit model never trains an epoch too many); a refit model that is ahead waits. Why:
+    the refit models train from scratch on other rows, independently of the early-stopped model, so on a machine
+    with a core to spare they need not wait for early stopping to end; their weights are those of training them
+    afterwards for the chosen epoch count (without ``train.lr_decay``, whose schedule needs the count up front).
+    """
+
+    def __init__(self, start: int = 0) -> None:
+        self._cond = threading.Condition()
+        self._epochs, self._closed, self._failed = start, False, False
+
+    def raise_to(self, epochs: int) -> None:
+        with self._cond:
+            self._epochs = max(self._epochs, epochs)
+            self._cond.notify_all()
+
+    def close(self, epochs: int | None) -> None:
+        """Early stopping ended with ``epochs`` the final budget; None: it failed, the refit models stop."""
+        with self._cond:
+            self._epochs = self._epochs if epochs is None else epochs
+            self._closed, self._failed = True, epochs is None
+            self._cond.notify_all()
+
+    def after(self, done: int) -> int | None:
+        """Block until more than ``done`` epochs may be trained: the budget then, or None once there is no more."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or self._epochs > done)
+            return None if self._failed or self._epochs <= done else self._epochs
+
+    # the Callback hooks of geotower.train.loop.fit, for the early-stopping run
+    def on_step(self, state: LoopState, loss: float) -> None:
+        pass
+
+    def on_epoch_end(self, state: LoopState, model: nn.Module) -> None:
+        self.raise_to(state.best_epoch)
+
+    def on_train_end(self, state: LoopState) -> None:
+        self.close(state.best_epoch if state.best_epoch > 0 else state.epoch)
+
+
+def follower(job: tuple[TwoTower, OptimizerLike, Any], cfg: RunConfig, budget: EpochBudget, dist: Dist = SINGLE
+             ) -> Callable[[bool], TwoTower]:
+    """``run(show_progress)``: train ``job``'s model epoch by epoch as far as ``budget`` allows (no validation)."""
+    model, optimizer, sampler = job
+    loss = distributed_loss(model, two_tower_loss(cfg.train.loss), dist)
+
+    def run(show: bool) -> TwoTower:
+        state = LoopState()
+        while (epochs := budget.after(state.epoch)) is not None:
+            state = fit(model, optimizer, sampler, loss, epochs, state=state, progress=show)
+        return model
+
+    return run
