@@ -12,6 +12,7 @@ parquet staging dominate on small files). osmium streams: memory is its node-loc
 
 from __future__ import annotations
 
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -181,33 +182,40 @@ def _pbf_header_box(path: Path) -> Bounds | None:
 
 def _pbf_chunks(path: Path, layers: tuple[Layer, ...], chunk_size: int,
                 stats: ReadStats) -> Iterator[tuple[Layer, np.ndarray]]:
-    """One streaming pass over the pbf; each tagged candidate is matched to layers and buffered as WKB."""
+    """One streaming pass over the pbf; each tagged candidate is matched to layers and buffered as WKB.
+
+    What grows with the file is kept out of anonymous memory where it can be: the node-location index is a
+    ``sparse_file_array`` in a private temporary directory (16 bytes per node on disk, removed afterwards; its
+    pages are file-backed page cache, which the kernel can reclaim, though they count in RSS while resident).
+    """
     import osmium
 
     by_element = {e: tuple(la for la in layers if element_of(la) == e) for e in ("node", "way", "area")}
     by_name = {la.name: la for la in layers}
     buffers: dict[str, list[str | bytes]] = {la.name: [] for la in layers}
     factory = osmium.geom.WKBFactory()
-    proc = osmium.FileProcessor(str(path)).with_locations()
-    if by_element["area"]:
-        proc = proc.with_areas()
-    proc = proc.with_filter(osmium.filter.KeyFilter(*tag_keys(layers)))
-    try:
-        for obj in proc:
-            names = _candidate_layers(obj, by_element)
-            if not names:
-                continue
-            wkb = _geometry(obj, factory)
-            for name in names:
-                if wkb is None:
-                    stats.unbuildable[name] = stats.unbuildable.get(name, 0) + 1
+    keys = tag_keys(layers)
+    with tempfile.TemporaryDirectory(prefix="geotower-osm-") as tmp:
+        proc = osmium.FileProcessor(str(path)).with_locations(f"sparse_file_array,{Path(tmp) / 'locations.idx'}")
+        if by_element["area"]:
+            proc = proc.with_areas()
+        proc = proc.with_filter(osmium.filter.KeyFilter(*keys))
+        try:
+            for obj in proc:
+                names = _candidate_layers(obj, by_element)
+                if not names:
                     continue
-                buffers[name].append(wkb)
-                if len(buffers[name]) >= chunk_size:
-                    yield by_name[name], shapely.from_wkb(buffers[name])
-                    buffers[name] = []
-    except RuntimeError as exc:  # osmium's parse errors are RuntimeErrors with no file name
-        raise DataError(f"cannot read .osm.pbf: {exc}", path=path) from None
+                wkb = _geometry(obj, factory)
+                for name in names:
+                    if wkb is None:
+                        stats.unbuildable[name] = stats.unbuildable.get(name, 0) + 1
+                        continue
+                    buffers[name].append(wkb)
+                    if len(buffers[name]) >= chunk_size:
+                        yield by_name[name], shapely.from_wkb(buffers[name])
+                        buffers[name] = []
+        except RuntimeError as exc:  # osmium's parse errors are RuntimeErrors with no file name
+            raise DataError(f"cannot read .osm.pbf: {exc}", path=path) from None
     for name, buf in buffers.items():
         if buf:
             yield by_name[name], shapely.from_wkb(buf)
