@@ -12,9 +12,11 @@ parquet staging dominate on small files). osmium streams: memory is its node-loc
 
 from __future__ import annotations
 
+import os
 import tempfile
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -186,7 +188,9 @@ def _pbf_chunks(path: Path, layers: tuple[Layer, ...], chunk_size: int,
 
     What grows with the file is kept out of anonymous memory where it can be: the node-location index is a
     ``sparse_file_array`` in a private temporary directory (16 bytes per node on disk, removed afterwards; its
-    pages are file-backed page cache, which the kernel can reclaim, though they count in RSS while resident).
+    pages are file-backed page cache, which the kernel can reclaim, though they count in RSS while resident), the
+    reader's queues of decoded blocks are kept short (:func:`_small_reader_queues`). What still grows in memory is
+    the area pass's store of multipolygon relations.
     """
     import osmium
 
@@ -195,7 +199,7 @@ def _pbf_chunks(path: Path, layers: tuple[Layer, ...], chunk_size: int,
     buffers: dict[str, list[str | bytes]] = {la.name: [] for la in layers}
     factory = osmium.geom.WKBFactory()
     keys = tag_keys(layers)
-    with tempfile.TemporaryDirectory(prefix="geotower-osm-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="geotower-osm-") as tmp, _small_reader_queues():
         proc = osmium.FileProcessor(str(path)).with_locations(f"sparse_file_array,{Path(tmp) / 'locations.idx'}")
         if by_element["area"]:
             proc = proc.with_areas()
@@ -219,6 +223,25 @@ def _pbf_chunks(path: Path, layers: tuple[Layer, ...], chunk_size: int,
     for name, buf in buffers.items():
         if buf:
             yield by_name[name], shapely.from_wkb(buf)
+
+
+# libosmium's reader keeps up to 20 raw and 20 decoded blocks in flight by default (about 350 MiB of way blocks when
+# the Python loop is the slower side); four of each keep its threads busy at a fraction of that. Set only for the
+# duration of a read, and never over a value the user has set.
+_READER_QUEUES = {"OSMIUM_MAX_INPUT_QUEUE_SIZE": "4", "OSMIUM_MAX_OSMDATA_QUEUE_SIZE": "4"}
+
+
+@contextmanager
+def _small_reader_queues() -> Iterator[None]:
+    """Short libosmium reader queues (read from the environment when a reader is made) while the block runs."""
+    added = [name for name in _READER_QUEUES if name not in os.environ]
+    for name in added:
+        os.environ[name] = _READER_QUEUES[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def _candidate_layers(obj: object, by_element: dict[str, tuple[Layer, ...]]) -> list[str]:
