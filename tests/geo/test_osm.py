@@ -135,3 +135,34 @@ def test_pbf_area_yes_is_not_a_line(tmp_path: Path) -> None:
 def test_chunk_size_default_is_read_at_call_time(tiny_pbf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(osm, "CHUNK_SIZE", 1)
     assert max(len(g) for _, g in OsmSource(tiny_pbf).chunks(LAYERS)) == 1
+
+
+def test_pbf_index_file_and_reader_queues_last_only_while_reading(tiny_pbf: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import tempfile
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.delenv("OSMIUM_MAX_INPUT_QUEUE_SIZE", raising=False)
+    monkeypatch.setenv("OSMIUM_MAX_OSMDATA_QUEUE_SIZE", "7")  # the user's value wins
+    during = [([p.name for p in tmp.glob("geotower-osm-*/*")], os.environ.get("OSMIUM_MAX_INPUT_QUEUE_SIZE"),
+               os.environ["OSMIUM_MAX_OSMDATA_QUEUE_SIZE"]) for _ in OsmSource(tiny_pbf).chunks(LAYERS, chunk_size=1)]
+    assert during and all(d == (["locations.idx"], "4", "7") for d in during)
+    assert list(tmp.iterdir()) == []
+    assert "OSMIUM_MAX_INPUT_QUEUE_SIZE" not in os.environ and os.environ["OSMIUM_MAX_OSMDATA_QUEUE_SIZE"] == "7"
+
+
+def test_pbf_relation_without_layer_tags_leaves_its_closed_way(tmp_path: Path) -> None:
+    import osmium
+    from osmium.osm.mutable import Node, Relation, Way
+
+    path = tmp_path / "rel.osm.pbf"
+    with osmium.SimpleWriter(str(path)) as writer:
+        for i, (x, y) in enumerate([(24.90, 60.10), (24.91, 60.10), (24.91, 60.11)], start=1):
+            writer.add_node(Node(id=i, location=(x, y), version=1))
+        writer.add_way(Way(id=1, nodes=[1, 2, 3, 1], tags={"building": "yes"}, version=1))
+        writer.add_relation(Relation(id=1, members=[("w", 1, "outer")], tags={"type": "multipolygon", "name": "x"},
+                                     version=1))
+    assert _counts(OsmSource(path)) == {"buildings": 1}
