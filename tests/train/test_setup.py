@@ -33,7 +33,7 @@ def test_side_by_side_equals_one_by_one(cafes: Path, monkeypatch: pytest.MonkeyP
     rows = train_data(setup.index, setup.rows.train, cfg, setup.neighbours)
     together = train_fixed(setup, rows, cfg, 3, seeds=[3, 4], progress=False)
     alone = [train_fixed(setup, rows, cfg, 3, seeds=[s], progress=False)[0] for s in (3, 4)]
-    assert len(together) == 2 and pools == [2]  # two threads for the pair, none for a single model
+    assert len(together) == 2 and pools == [1]  # the caller's thread and one more for the pair, none for one model
     for a, b in zip(together, alone, strict=True):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
@@ -129,3 +129,39 @@ def test_train_run_with_followers_equals_the_sequential_run(cafes: Path, tmp_pat
     a, b = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
     np.testing.assert_array_equal(a.item_emb, b.item_emb)
     np.testing.assert_array_equal(a.user_emb, b.user_emb)
+
+
+def test_a_failing_early_stopping_stops_the_refit_models(cafes: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error in early stopping (here: in its second validation) is raised, and the refit models waiting on its
+    best epoch stop instead of waiting for ever."""
+    import threading
+
+    from geotower.pipeline import train as P
+
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 2)
+    calls: list[int] = []
+    real = P.evaluate_embeddings
+
+    def flaky(*args, **kw):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("validation broke")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(P, "evaluate_embeddings", flaky)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            P.train_run(cafes, tmp_path / "run", resolve(None, [*SETS, "train.epochs=4", "eval.test_fraction=0.2"]),
+                        progress=False)
+        except BaseException as exc:  # noqa: BLE001  # handed to the test thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)  # a hang fails the test instead of blocking the suite
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "train_run hung: the refit models kept waiting on early stopping"
+    assert len(errors) == 1 and "validation broke" in str(errors[0])
+    assert not [t for t in threading.enumerate() if t.name.startswith("geotower-member")]

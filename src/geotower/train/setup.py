@@ -117,16 +117,18 @@ def new_optimizer(model: TwoTower, cfg: RunConfig) -> OptimizerLike:
 
 
 def side_by_side(jobs: list[Callable[[bool], T]], progress: bool, dist: Dist = SINGLE) -> list[T]:
-    """Run ``job(show_progress)`` for every job: one thread each when torch runs single-threaded in one process on a
-    machine with more than one core, else one after the other, in order. Only the first job shows progress when
-    they run together (one bar). Every job must draw from its own generators (see :func:`member`)."""
+    """Run ``job(show_progress)`` for every job: side by side when torch runs single-threaded in one process on a
+    machine with more than one core, else one after the other, in order. Side by side, the first job runs on the
+    calling thread (so Ctrl-C reaches it) and shows the progress; each other job gets a thread of its own, even
+    beyond the cores (refit models waiting on early stopping, :class:`EpochBudget`, need theirs). Every job must
+    draw from its own generators (see :func:`member`)."""
     together = len(jobs) > 1 and not dist.enabled and torch.get_num_threads() == 1 and (os.cpu_count() or 1) > 1
     if not together:
         return [job(progress) for job in jobs]
-    # a thread per job even beyond the cores: refit models waiting on early stopping (EpochBudget) need theirs
-    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="geotower-member") as pool:
-        futures = [pool.submit(job, progress and i == 0) for i, job in enumerate(jobs)]
-        return [f.result() for f in futures]
+    with ThreadPoolExecutor(max_workers=len(jobs) - 1, thread_name_prefix="geotower-member") as pool:
+        rest = [pool.submit(job, False) for job in jobs[1:]]
+        first = jobs[0](progress)
+        return [first, *[f.result() for f in rest]]
 
 
 def member(setup: TrainSetup, data: TrainData, cfg: RunConfig, seed: int, trend_weight: torch.Tensor | None = None
