@@ -240,3 +240,15 @@ def test_ensemble_members_average_in_one_dot_product(data: Path, tmp_path: Path)
     again = T.train_run(data, tmp_path / "again", resolve(None, [*FAST, "model.members=2"]), progress=False)
     assert again.val_metrics == result.val_metrics
     np.testing.assert_array_equal(load_bundle(tmp_path / "again").item_emb, b.item_emb)  # deterministic
+
+
+def test_one_member_with_refit_writes_the_refit_model(tmp_path: Path) -> None:
+    """model.members=1: the run's towers are the refit on all training rows, not the early-stopped model (the
+    early-stopping phase is the same in both runs, so the item embeddings must differ when the refit is used)."""
+    data = fashion_data(tmp_path / "data")
+    sets = [*FAST, "train.epochs=2", "model.members=1"]
+    T.train_run(data, tmp_path / "refit", resolve(None, sets), progress=False)
+    T.train_run(data, tmp_path / "early", resolve(None, [*sets, "train.refit=false"]), progress=False)
+    refit, early = load_bundle(tmp_path / "refit"), load_bundle(tmp_path / "early")
+    assert refit.item_emb.shape == early.item_emb.shape
+    assert not np.allclose(refit.item_emb, early.item_emb)

@@ -159,7 +159,7 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
                               progress=progress, dist=dist)
     members = trained if refit else [model, *trained]
     stages["refit_and_members"] = time.perf_counter() - t0 - sum(stages.values())
-    final = TowerEnsemble(members) if len(members) > 1 else model
+    final = TowerEnsemble(members) if len(members) > 1 else members[0]  # with one member: the refit, if any
     result = None
     if dist.is_main:  # rank 0 alone writes the run files
         all_data = final_data if refit else train_data(setup.index, setup.rows.train, cfg, None)
