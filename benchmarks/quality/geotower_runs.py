@@ -111,6 +111,8 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("refit=false", ["train.refit=false"]),
         ("refit=false, embed_dim=64", ["train.refit=false", "model.embed_dim=64"]),
     ],
+    # one member, now that a single member is its refit (before 2026-12-03 it was the early-stopped model)
+    "geotower-members": [("members=1", ["model.members=1"]), ("members=3", ["model.members=3"])],
     "geotower-sweep": SWEEP,
     "geotower-short": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT],  # most telling first
     "geotower-short2": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT2],
