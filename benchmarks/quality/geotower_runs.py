@@ -104,7 +104,7 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         (f"no early stopping, {e} epochs{', lr decay' if d else ''}",
          ["train.early_stopping=false", f"train.epochs={e}", f"train.lr_decay={str(d).lower()}"])
         for e, d in ((3, True), (4, True), (6, True), (3, False))],
-    # seventh sweep (docs/quality.md, "Fewer FLOPs"): the step is matmul-bound, so smaller tables and no refit
+    # sixth round (docs/quality.md): fewer matmul FLOPs (smaller tables) or no refit
     "geotower-flops": [
         ("embed_dim=64", ["model.embed_dim=64"]),
         ("cell_dim=32", ["model.cell_dim=32"]),

@@ -64,13 +64,12 @@ def softmax_loss(logits: Tensor, target: Tensor, weight: Tensor, log_q: Tensor |
         target_log_q: (b,) the log_q of each row's target column instead of ``log_q[target]`` (distinct columns
             standing for several copies: see ``BatchSampler._column_log_q``), or None.
     """
+    rows = torch.arange(len(target), device=logits.device)
     if log_q is not None:
         logits = logits - log_q[None, :]  # a new tensor: the in-place fix below leaves the inputs alone
         if target_log_q is not None:
-            rows = torch.arange(len(target), device=logits.device)
             logits[rows, target] += log_q[target] - target_log_q
     if invalid is not None:
-        rows = torch.arange(len(target), device=logits.device)
         invalid = invalid.clone()
         invalid[rows, target] = False
         logits = logits.masked_fill(invalid, float("-inf"))

@@ -147,7 +147,7 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
                                                        resume=resume, progress=progress, dist=dist)
     stages["early_stopping"] = es_seconds
     # the curves depend on the early-stopping history only: drawn (matplotlib import included, ~1 s on Yelp)
-    # in a background thread while the refit trains
+    # in a background thread while the refit models finish and the run is written
     curves = _pool.submit(write_curves, out / "curves.png", list(state.history), cfg.eval.k, state.best_epoch) \
         if dist.is_main else None
     if not alongside:
@@ -280,7 +280,8 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
             ended.append(time.perf_counter())
 
     done = side_by_side([early, *[follower(f, cfg, budget, dist) for f in followers]], progress, dist)
-    return model, done[0], done[1:], ended[0] - start  # type: ignore[return-value]  # [LoopState, *TwoTower]
+    assert isinstance(done[0], LoopState)
+    return model, done[0], [f[0] for f in followers], ended[0] - start
 
 
 def _validator(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig) -> Validator | None:

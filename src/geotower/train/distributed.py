@@ -130,19 +130,17 @@ def without_option(argv: list[str], name: str) -> list[str]:
 def shard_rows(batch: Batch, dist: Dist) -> tuple[Batch, Tensor]:
     """Rank ``dist.rank``'s rows of a global batch; the softmax columns stay global. Returns (shard, row indices).
 
-    Per-row fields are indexed; a softmax target that defaulted to "column i for row i" becomes the explicit
-    global column of each kept row. The history stays global: users are encoded by :class:`_ShardLoss`.
+    Per-row fields are indexed (a softmax target is each kept row's global column). The history stays global:
+    users are encoded by :class:`_ShardLoss`.
     """
     b = len(batch.users)
     rows = torch.arange(dist.rank, b, dist.world, device=batch.users.device)
     per_row = {f: getattr(batch, f)[rows] for f in ("users", "items", "labels", "weights", "buckets",
-                                                    "neg_valid", "invalid", "target_log_q")
+                                                    "neg_valid", "invalid", "target", "target_log_q")
                if getattr(batch, f) is not None and getattr(batch, f).numel()}
     if batch.negatives.dim() == 2:  # bce/bpr: (b, n) negatives per row; softmax: a shared (m,) pool
         per_row["negatives"] = batch.negatives[rows]
-    target = rows if batch.target is None else batch.target[rows]
-    is_softmax = batch.unique_items is not None
-    return dataclasses.replace(batch, target=target if is_softmax else batch.target, **per_row), rows
+    return dataclasses.replace(batch, **per_row), rows
 
 
 class _ShardLoss(nn.Module):
