@@ -113,6 +113,17 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
     ],
     # one member, now that a single member is its refit (before 2026-12-03 it was the early-stopped model)
     "geotower-members": [("members=1", ["model.members=1"]), ("members=3", ["model.members=3"])],
+    # seventh round: cheaper structures (no history pooling, one member)
+    "geotower-lean": [
+        ("use_history=false", ["model.use_history=false"]),
+        ("use_history=false, members=1", ["model.use_history=false", "model.members=1"]),
+    ],
+    "geotower-lean2": [
+        ("use_history=false, batch_size=1024, lr=0.02",
+         ["model.use_history=false", "train.batch_size=1024", "train.lr=0.02"]),
+        ("use_history=false, batch_size=1024", ["model.use_history=false", "train.batch_size=1024"]),
+        ("use_history=false, cells 1+4 km", ["model.use_history=false", "features.grid_cells_m=[1000.0, 4000.0]"]),
+    ],
     "geotower-sweep": SWEEP,
     "geotower-short": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT],  # most telling first
     "geotower-short2": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT2],
