@@ -107,7 +107,7 @@ def test_pooled_item_inputs_equal_per_level_pooling() -> None:
     torch.manual_seed(0)
     n_i, n_u = 50, 20
     spec = TowerSpec(n_items=n_i, n_users=n_u, item_dense_dim=3, user_dense_dim=0, cell_vocab_sizes=[6, 4],
-                     cell_dim=5, embed_dim=8, n_layers=0)
+                     cell_dim=5, embed_dim=8, n_layers=0, use_history=True)
     known = (torch.arange(n_i) % 3 > 0).float()  # untrained IDs must stay out of the pooled ID part too
     m = TwoTower(spec, torch.randn(n_i, 3), torch.randint(0, 4, (n_i, 2)), torch.zeros(n_u, 0), known)
     indptr = torch.arange(0, 201, 10)  # 20 users x 10 history items
@@ -131,7 +131,7 @@ def test_localized_bags_pool_like_catalogue_bags() -> None:
     torch.manual_seed(1)
     n_i, n_u = 40, 12
     spec = TowerSpec(n_items=n_i, n_users=n_u, item_dense_dim=3, user_dense_dim=0, cell_vocab_sizes=[6, 4],
-                     cell_dim=5, embed_dim=8, n_layers=0)
+                     cell_dim=5, embed_dim=8, n_layers=0, use_history=True)
     known = (torch.arange(n_i) % 4 > 0).float()
     m = TwoTower(spec, torch.randn(n_i, 3), torch.randint(0, 4, (n_i, 2)), torch.zeros(n_u, 0), known)
     indptr = torch.arange(0, 37, 3)  # 12 users x 3 history items: small bags, the per-part path
@@ -160,7 +160,7 @@ def test_items_without_dense_features_pool_on_two_threads() -> None:
     from geotower.model.history import localize
 
     spec = TowerSpec(n_items=30, n_users=5, item_dense_dim=0, user_dense_dim=0, cell_vocab_sizes=[6],
-                     cell_dim=4, embed_dim=8, n_layers=0)
+                     cell_dim=4, embed_dim=8, n_layers=0, use_history=True)
     m = TwoTower(spec, torch.zeros(30, 0), torch.randint(0, 6, (30, 1)), torch.zeros(5, 0), torch.ones(30))
     indptr, items = torch.arange(0, 51, 10), torch.randint(0, 30, (50,))
     before = torch.get_num_threads()
@@ -171,3 +171,49 @@ def test_items_without_dense_features_pool_on_two_threads() -> None:
     finally:
         torch.set_num_threads(before)
     assert parts[0].shape == (4, 0) and parts[1].shape == (4, 4 + 8)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_profiles_pool_like_item_bags(weighted: bool) -> None:
+    """A :class:`Profile` (dense sums from the sampler, one bag per grid level over each user's distinct cells) gives
+    the means and the gradients of the item bags, with leave-one-out, unknown cells (0), users whose only item is
+    left out (zeros) and confidence weights."""
+    from geotower.model.history import cell_bags, localize, user_profiles
+
+    torch.manual_seed(2)
+    n_i, n_u = 40, 12
+    spec = TowerSpec(n_items=n_i, n_users=n_u, item_dense_dim=3, user_dense_dim=0, cell_vocab_sizes=[6, 4],
+                     cell_dim=5, embed_dim=8, n_layers=0, use_history=False)
+    cells = torch.randint(0, 4, (n_i, 2))  # 0 = unknown cell
+    m = TwoTower(spec, torch.randn(n_i, 3), cells, torch.zeros(n_u, 0), torch.ones(n_i))
+    counts = torch.tensor([3, 1, 4, 2, 5, 3, 1, 2, 6, 3, 2, 4])
+    indptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
+    hist_items = torch.cat([torch.randperm(n_i)[:int(c)].sort().values for c in counts])
+    w = torch.rand(len(hist_items)) + 0.5 if weighted else torch.ones(len(hist_items))
+    users = torch.randint(0, n_u, (20,))
+    users[0] = 1  # user 1 has one item: leaving it out empties the bag
+    targets, in_bag = torch.randint(0, n_i, (20,)), torch.arange(20) < 12
+    targets[in_bag] = hist_items[indptr[users[in_bag]]]
+    ex_w = torch.where(in_bag, w[indptr[users]], torch.zeros(20))
+    bags = localize(history_bags(indptr, hist_items, w if weighted else None, users, targets, ex_w))
+    prof = user_profiles(indptr, hist_items, w, cell_bags(indptr, hist_items, w, cells), m.item_dense, users)
+    prof.exclude, prof.exclude_w = targets, ex_w
+    got = []
+    for h in (bags, prof):
+        m.zero_grad()
+        out = torch.cat(m._pool(h), dim=1)
+        (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+        got.append((out.detach(), [e.weight.grad.clone() for e in m.cell_emb]))
+    torch.testing.assert_close(got[0][0], got[1][0], rtol=1e-5, atol=1e-5)
+    assert got[1][0][0].abs().sum() == 0  # the emptied bag
+    for a, b in zip(got[0][1], got[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_profile_refuses_towers_that_pool_item_ids() -> None:
+    from geotower.model.history import Profile
+
+    model = tower(use_history=True)
+    empty = Profile(torch.zeros(1, dtype=torch.long), torch.ones(1), torch.zeros(1, 1), [])
+    with pytest.raises(ValueError, match="item IDs"):
+        model._pool(empty)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -90,3 +91,97 @@ def localize(hist: History) -> History:
     return History(local[:m], hist.offsets, hist.weights, hist.totals, rows=hist.rows,
                    exclude=local[m:] if hist.exclude is not None else None, exclude_w=hist.exclude_w,
                    table_items=table)
+
+
+@dataclass
+class CellBags:
+    """Each user's history aggregated per grid cell at one level: CSR (n_users + 1,) ``indptr`` over the distinct
+    known cells (> 0) of the user's history items, with the summed bag weight of the items in each."""
+
+    indptr: Tensor
+    cells: Tensor
+    weights: Tensor
+
+
+@dataclass
+class Profile:
+    """A training batch's user profiles (the means of the history items' inputs) from pre-aggregated parts.
+
+    Why: without pooled item IDs a user's profile is the mean of fixed dense features and of grid-cell embeddings.
+    The dense part is summed in the sampler (no gradient flows into fixed inputs), and the cell part is a bag over the
+    user's *distinct* cells straight on the cell tables: no per-batch table of the history items, no bag over every
+    history item and no gradient through one (``History`` does that, and still serves inference). The means equal
+    :meth:`History`'s pooling (unit test), leave-one-out included.
+
+    ``rows`` (b,) maps output rows to the distinct users; ``totals`` (u,) their bag weight sums; ``dense`` (u, d) the
+    weighted sums of the history's dense features; ``cells`` one ``(cell ids, offsets (u,), weights)`` bag per level;
+    row ``i`` leaves out ``exclude[i]`` of weight ``exclude_w[i]`` (0 when it is not in the bag).
+    """
+
+    rows: Tensor
+    totals: Tensor
+    dense: Tensor
+    cells: list[tuple[Tensor, Tensor, Tensor]]
+    exclude: Tensor | None = None
+    exclude_w: Tensor | None = None
+
+    def to(self, device: torch.device) -> Profile:
+        """The same profile on ``device``."""
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
+        cells = [(c.to(device), o.to(device), w.to(device)) for c, o, w in self.cells]
+        return Profile(self.rows.to(device), self.totals.to(device), self.dense.to(device), cells,
+                       exclude=move(self.exclude), exclude_w=move(self.exclude_w))
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+
+def cell_bags(indptr: Tensor, hist_items: Tensor, hist_weights: Tensor, item_cells: Tensor) -> list[CellBags]:
+    """Per grid level, each user's history (CSR ``indptr, hist_items`` with ``hist_weights``) summed per cell.
+
+    Unknown cells (0, the padding row whose embedding is zero) are dropped: they add nothing to a sum, and the
+    denominator of a mean is the bag's total weight, which counts every history item.
+    """
+    n_users = len(indptr) - 1
+    owner = torch.repeat_interleave(torch.arange(n_users), indptr[1:] - indptr[:-1])  # (p,)
+    out = []
+    for level in range(item_cells.shape[1]):
+        cell = item_cells[hist_items, level]
+        known = cell > 0
+        width = int(item_cells[:, level].max()) + 1 if len(item_cells) else 1
+        uniq, inverse = torch.unique(owner[known] * width + cell[known], return_inverse=True)
+        weights = torch.zeros(len(uniq)).index_add_(0, inverse, hist_weights[known].float())
+        counts = torch.bincount(uniq // width, minlength=n_users)
+        out.append(CellBags(torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]), uniq % width, weights))
+    return out
+
+
+def user_profiles(indptr: Tensor, hist_items: Tensor, hist_weights: Tensor, cells: list[CellBags],
+                  item_dense: Tensor, users: Tensor) -> Profile:
+    """The :class:`Profile` of the (b,) rows ``users``: dense sums and cell bags of their distinct users.
+
+    Args:
+        indptr, hist_items, hist_weights: CSR of every user's history items and their bag weights.
+        cells: :func:`cell_bags` of that history.
+        item_dense: (n_items, d) the items' dense inputs (fixed: summed here, without gradient).
+        users: (b,) user of each row.
+    """
+    uniq, rows = torch.unique(users, return_inverse=True)
+    bag, pos = csr_rows(indptr, uniq)
+    w = hist_weights[pos]
+    totals = torch.zeros(len(uniq)).index_add_(0, bag, w)
+    if item_dense.shape[1]:
+        counts = indptr[uniq + 1] - indptr[uniq]
+        dense = F.embedding_bag(hist_items[pos], item_dense, torch.cumsum(counts, 0) - counts, mode="sum",
+                                per_sample_weights=w)
+    else:
+        dense = item_dense.new_zeros(len(uniq), 0)
+    bags = []
+    for level in cells:
+        _, at = csr_rows(level.indptr, uniq)
+        counts = level.indptr[uniq + 1] - level.indptr[uniq]
+        bags.append((level.cells[at], torch.cumsum(counts, 0) - counts, level.weights[at]))
+    return Profile(rows, totals, dense, bags)

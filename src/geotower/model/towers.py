@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from geotower.model.history import History, history_bags
+from geotower.model.history import History, Profile, history_bags
 from geotower.model.spec import TowerSpec
 
 
@@ -162,10 +162,14 @@ class TwoTower(nn.Module):
         keep = (tot > 1e-6).float()
         return sums * (keep / tot.clamp_min(1e-6))[:, None]
 
-    def _pool(self, hist: History) -> list[Tensor]:
+    def _pool(self, hist: History | Profile) -> list[Tensor]:
         """Means over each bag of the item inputs (and of the item-ID embeddings with ``use_history``)."""
         pooled_ids = self.spec.use_history and self.item_id is not None
         content = self.item_in_dim > 0
+        if isinstance(hist, Profile):
+            if pooled_ids:
+                raise ValueError("a Profile holds no item bags: the towers pool item IDs (model.use_history)")
+            return self._pool_profile(hist) if content else []
         if hist.table_items is not None:
             return self._pool_local(hist, content, pooled_ids)
         if content and (len(self.cell_emb) or pooled_ids) and len(hist.items) >= len(self.item_dense):
@@ -204,7 +208,22 @@ class TwoTower(nn.Module):
             parts.append(self._bag_mean(hist, torch.cat(learned, dim=1) if len(learned) > 1 else learned[0]))
         return parts
 
-    def encode_users(self, hist: History, user_dense: Tensor, user_idx: Tensor | None = None) -> Tensor:
+    def _pool_profile(self, p: Profile) -> list[Tensor]:
+        """:meth:`_pool` from a :class:`Profile`: the dense sums it carries, and one bag per grid level over the
+        users' distinct cells straight on the cell table; leave-one-out subtracts each row's target."""
+        tot = p.totals[p.rows]  # (b,)
+        sums = [p.dense[p.rows]] + [F.embedding_bag(c, emb.weight, o, mode="sum", per_sample_weights=w,
+                                                    sparse=emb.sparse)[p.rows]
+                                    for (c, o, w), emb in zip(p.cells, self.cell_emb, strict=True)]
+        if p.exclude is not None and p.exclude_w is not None:
+            ex, ex_w = p.exclude, p.exclude_w[:, None]
+            left = [self.item_dense[ex]] + [emb(self.item_cells[ex, i]) for i, emb in enumerate(self.cell_emb)]
+            sums = [s - ex_w * x for s, x in zip(sums, left, strict=True)]
+            tot = tot - p.exclude_w
+        keep = (tot > 1e-6).float()
+        return [torch.cat(sums, dim=1) * (keep / tot.clamp_min(1e-6))[:, None]]
+
+    def encode_users(self, hist: History | Profile, user_dense: Tensor, user_idx: Tensor | None = None) -> Tensor:
         """User embeddings from history bags, user features (n, user_dense_dim) and optional user indices."""
         n = hist.n_rows
         parts = self._pool(hist) + [user_dense]
@@ -215,7 +234,7 @@ class TwoTower(nn.Module):
             z = ids if z is None else z + ids
         return self._finish(z, n, user_dense.device)
 
-    def encode_known_users(self, hist: History, user_idx: Tensor) -> Tensor:
+    def encode_known_users(self, hist: History | Profile, user_idx: Tensor) -> Tensor:
         """Users of the training index: their features come from the ``user_dense`` buffer."""
         return self.encode_users(hist, self.user_dense[user_idx], user_idx)
 

@@ -256,7 +256,7 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
     """
     model, optimizer = new_model(setup, fit_data, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
-    sampler = make_sampler(fit_data, cfg, gen)
+    sampler = make_sampler(fit_data, cfg, gen, (setup.item_dense, setup.item_cells))
     ckpt = Checkpointer(out / "checkpoints", model, optimizer, gen)
     state = fresh_or_resume(out, cfg, resume, ckpt)
     callbacks: list[Any] = []

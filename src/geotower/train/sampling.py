@@ -57,10 +57,20 @@ def train_data(index: IdIndex, rows: pd.DataFrame, cfg: RunConfig, neighbours: N
                             neighbours=neighbours, times=times, half_lives_days=cfg.model.trend_half_lives_days)
 
 
-def make_sampler(data: TrainData, cfg: RunConfig, gen: torch.Generator) -> BatchSampler:
-    """The training batches of ``data`` as configured (exact softmax up to ``train.full_softmax_max_items``)."""
-    t = cfg.train
+def make_sampler(data: TrainData, cfg: RunConfig, gen: torch.Generator,
+                 item_inputs: tuple[np.ndarray, np.ndarray] | None = None) -> BatchSampler:
+    """The training batches of ``data`` as configured (exact softmax up to ``train.full_softmax_max_items``).
+
+    ``item_inputs`` (every item's encoded dense features and grid cells): when the user tower pools no item IDs,
+    the batches carry pre-aggregated profiles (:class:`~geotower.model.history.Profile`, 3x cheaper steps on
+    Singapore than bags over every history item); None = item bags.
+    """
+    t, m = cfg.train, cfg.model
+    pools_ids = m.use_history and m.use_item_id
+    profile = None if item_inputs is None or pools_ids or not m.use_item_features else \
+        (torch.from_numpy(item_inputs[0]), torch.from_numpy(item_inputs[1]))
     return BatchSampler(data, t.loss, t.batch_size, t.n_negatives, hard_ratio=t.hard_negative_ratio,
                         logq=t.logq_correction, leave_one_out=t.history_leave_one_out,
-                        weighted_history=cfg.model.history_weighted, generator=gen,
-                        full_softmax=data.n_items <= t.full_softmax_max_items, device=resolve_device(t.device))
+                        weighted_history=m.history_weighted, generator=gen,
+                        full_softmax=data.n_items <= t.full_softmax_max_items, device=resolve_device(t.device),
+                        profile_inputs=profile)

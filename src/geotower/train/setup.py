@@ -137,7 +137,8 @@ def member(setup: TrainSetup, data: TrainData, cfg: RunConfig, seed: int, trend_
     batches), so that members trained side by side in threads do not share the global RNG."""
     model, optimizer = new_model(setup, data, cfg, trend_weight, seed)
     model.dropout_generator = torch.Generator(model.item_known.device).manual_seed(seed)
-    return model, optimizer, make_sampler(data, cfg, torch.Generator().manual_seed(seed))
+    return model, optimizer, make_sampler(data, cfg, torch.Generator().manual_seed(seed),
+                                          (setup.item_dense, setup.item_cells))
 
 
 def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int, *, seeds: list[int],
