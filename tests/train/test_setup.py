@@ -71,39 +71,33 @@ def test_validation_ranks_a_seeded_sample_of_at_most_val_max_users(cafes: Path, 
 
 def test_followers_trained_alongside_equal_a_refit_afterwards(cafes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Refit models that follow early stopping's best epoch (EpochBudget) end with the weights of training them
-    afterwards for the final count; a failed early stopping stops them."""
+    afterwards for the final count, whether they take turns in one thread (2 cores) or have one each (3 cores);
+    a failed early stopping stops them."""
     import time
 
     torch.set_num_threads(1)
-    monkeypatch.setattr(S.os, "cpu_count", lambda: 2)
     cfg = resolve(None, SETS)
     setup = build_setup(cafes, cfg)
     rows = train_data(setup.index, setup.rows.train, cfg, setup.neighbours)
-    budget = S.EpochBudget()
-    trace: list[int] = []
-
-    def early_stopping(show: bool) -> None:  # the best epoch moves 1, 1, 2, then training ends at 3
-        for best in (1, 1, 2):
-            budget.raise_to(best)
-            time.sleep(0.05)
-        budget.close(3)
-
-    def spy(job: tuple, name: int):  # type: ignore[no-untyped-def, type-arg]
-        run = S.follower(job, cfg, budget)
-
-        def wrapped(show: bool):  # type: ignore[no-untyped-def]
-            model = run(show)
-            trace.append(name)
-            return model
-        return wrapped
-
-    jobs = [S.member(setup, rows, cfg, seed) for seed in (3, 4)]
-    _, *followed = S.side_by_side([early_stopping, spy(jobs[0], 3), spy(jobs[1], 4)], progress=False)
     after = train_fixed(setup, rows, cfg, 3, seeds=[3, 4], progress=False)
-    assert sorted(trace) == [3, 4]
-    for a, b in zip(followed, after, strict=True):
-        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
-            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+    for cores in (2, 3):
+        monkeypatch.setattr(S.os, "cpu_count", lambda cores=cores: cores)
+        budget = S.EpochBudget(1)
+
+        def early_stopping(show: bool, budget: S.EpochBudget = budget) -> None:  # best 1, 1, 2; the end at 3
+            for best in (1, 1, 2):
+                budget.raise_to(best)
+                time.sleep(0.05)
+            budget.close(3)
+
+        jobs = [S.member(setup, rows, cfg, seed) for seed in (3, 4)]
+        threads = S.follower_threads(jobs, cfg, budget)
+        assert len(threads) == cores - 1
+        _, *done = S.side_by_side([early_stopping, *threads], progress=False)
+        followed = [model for models in done for model in models]  # in seed order either way
+        for a, b in zip(followed, after, strict=True):
+            for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+                torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
 
     failed = S.EpochBudget()
     failed.raise_to(1)

@@ -10,6 +10,7 @@ user with train positives (history = all their train positives) and writes the b
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -45,7 +46,8 @@ from geotower.train.sampling import hard_negative_neighbours, make_sampler, trai
 from geotower.train.setup import (
     EpochBudget,
     TrainSetup,
-    follower,
+    follower_threads,
+    runs_together,
     member,
     new_model,
     side_by_side,
@@ -265,7 +267,8 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
         hparams = {f"{sec}.{k}": v for sec in ("model", "train") for k, v in cfg.to_dict()[sec].items()}
         callbacks = [TensorBoardLogger(out / "tb", hparams, purge_step=(state.step + 1) if state else None), ckpt,
                      *mlflow_from_env(hparams, out.name)]
-    budget = EpochBudget(state.best_epoch if state else 0)
+    # every successful early stopping ends with a budget of 1 epoch or more: the followers start at once
+    budget = EpochBudget(max(1, state.best_epoch if state else 0))
     t, start, ended = cfg.train, time.perf_counter(), []
 
     def early(show: bool) -> LoopState:
@@ -279,7 +282,13 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
         finally:
             ended.append(time.perf_counter())
 
-    done = side_by_side([early, *[follower(f, cfg, budget, dist) for f in followers]], progress, dist)
+    threads = follower_threads(followers, cfg, budget, dist)
+    if runs_together(1 + len(threads), dist) and 1 + len(threads) >= (os.cpu_count() or 1):
+        # every core trains: a batch-building thread per training would only compete with them for the cores
+        # (measured ~8 % slower runs on 2 cores, docs/quality.md)
+        for s in [sampler, *[f[2] for f in followers]]:
+            s.prefetch = False
+    done = side_by_side([early, *threads], progress, dist)
     assert isinstance(done[0], LoopState)
     return model, done[0], [f[0] for f in followers], ended[0] - start
 

@@ -161,6 +161,8 @@ class BatchSampler:
         self.generator = generator
         self.full_softmax = full_softmax and loss == "softmax"
         self.device = None if device is None or device.type == "cpu" else device  # None: batches stay on the CPU
+        # build batches ahead in a background thread (geotower.train.loop.prefetched); off when every core trains
+        self.prefetch = True
         self._profile: tuple[Tensor, Tensor, list[CellBags]] | None = None  # (bag weights, dense, cell bags)
         if profile_inputs is not None:
             dense, cells = profile_inputs

@@ -62,6 +62,9 @@ class Callback(Protocol):
 
 
 class BatchSource(Protocol):
+    """What ``fit`` iterates; a source with ``prefetch = False`` is built on the training thread (see
+    :func:`prefetched`)."""
+
     def __len__(self) -> int: ...
 
     def epoch(self) -> Iterator[Any]: ...
@@ -95,7 +98,8 @@ def _train_epoch(model: nn.Module, optimizer: OptimizerLike, batches: BatchSourc
                  progress: bool, decay_steps: int = 0) -> float:
     model.train()
     total, n = 0.0, 0
-    bar = tqdm(prefetched(batches.epoch()), total=len(batches), disable=not progress,
+    source = prefetched(batches.epoch()) if getattr(batches, "prefetch", True) else batches.epoch()
+    bar = tqdm(source, total=len(batches), disable=not progress,
                desc=f"epoch {state.epoch + 1}", leave=False)
     for batch in bar:
         if decay_steps:
