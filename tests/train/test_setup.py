@@ -71,8 +71,8 @@ def test_validation_ranks_a_seeded_sample_of_at_most_val_max_users(cafes: Path, 
 
 def test_followers_trained_alongside_equal_a_refit_afterwards(cafes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Refit models that follow early stopping's best epoch (EpochBudget) end with the weights of training them
-    afterwards for the final count, whether they take turns in one thread (2 cores) or have one each (3 cores);
-    a failed early stopping stops them."""
+    afterwards for the final count, whichever threads train their epochs (one spare thread on 2 cores, two on 3,
+    and early stopping's once it ends); a failed early stopping stops them."""
     import time
 
     torch.set_num_threads(1)
@@ -90,11 +90,15 @@ def test_followers_trained_alongside_equal_a_refit_afterwards(cafes: Path, monke
                 time.sleep(0.05)
             budget.close(3)
 
-        jobs = [S.member(setup, rows, cfg, seed) for seed in (3, 4)]
-        threads = S.follower_threads(jobs, cfg, budget)
-        assert len(threads) == cores - 1
-        _, *done = S.side_by_side([early_stopping, *threads], progress=False)
-        followed = [model for models in done for model in models]  # in seed order either way
+        pool = S.FollowerPool([S.member(setup, rows, cfg, seed) for seed in (3, 4)], cfg, budget)
+        assert pool.threads() == cores - 1
+
+        def early_then_help(show: bool, budget: S.EpochBudget = budget, pool: S.FollowerPool = pool) -> None:
+            early_stopping(show, budget)
+            pool.work(show)
+
+        S.side_by_side([early_then_help, *[pool.work] * pool.threads()], progress=False)
+        followed = pool.models  # in seed order
         for a, b in zip(followed, after, strict=True):
             for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
                 torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)

@@ -45,11 +45,11 @@ from geotower.train.resume import fresh_or_resume
 from geotower.train.sampling import hard_negative_neighbours, make_sampler, train_data
 from geotower.train.setup import (
     EpochBudget,
+    FollowerPool,
     TrainSetup,
-    follower_threads,
-    runs_together,
     member,
     new_model,
+    runs_together,
     side_by_side,
     sparse_item_ids,
     sparse_user_ids,
@@ -270,10 +270,11 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
     # every successful early stopping ends with a budget of 1 epoch or more: the followers start at once
     budget = EpochBudget(max(1, state.best_epoch if state else 0))
     t, start, ended = cfg.train, time.perf_counter(), []
+    pool = FollowerPool(followers, cfg, budget, dist)
 
     def early(show: bool) -> LoopState:
         try:
-            return fit(model, optimizer, sampler, distributed_loss(model, two_tower_loss(t.loss), dist), t.epochs,
+            done = fit(model, optimizer, sampler, distributed_loss(model, two_tower_loss(t.loss), dist), t.epochs,
                        patience=t.patience if validator else 0, validate=validator, metric="ndcg",
                        callbacks=[*callbacks, budget], state=state, progress=show, lr_decay=t.lr_decay)
         except BaseException:
@@ -281,16 +282,18 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
             raise
         finally:
             ended.append(time.perf_counter())
+        pool.work(False)  # this core helps the refit models finish
+        return done
 
-    threads = follower_threads(followers, cfg, budget, dist)
-    if runs_together(1 + len(threads), dist) and 1 + len(threads) >= (os.cpu_count() or 1):
+    jobs: list[Callable[[bool], Any]] = [early, *[pool.work] * (pool.threads() if followers else 0)]
+    if runs_together(len(jobs), dist) and len(jobs) >= (os.cpu_count() or 1):
         # every core trains: a batch-building thread per training would only compete with them for the cores
         # (measured ~8 % slower runs on 2 cores, docs/quality.md)
-        for s in [sampler, *[f[2] for f in followers]]:
-            s.prefetch = False
-    done = side_by_side([early, *threads], progress, dist)
+        for source in [sampler, *[f[2] for f in followers]]:
+            source.prefetch = False
+    done = side_by_side(jobs, progress, dist)
     assert isinstance(done[0], LoopState)
-    return model, done[0], [f[0] for f in followers], ended[0] - start
+    return model, done[0], pool.models, ended[0] - start
 
 
 def _validator(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig) -> Validator | None:

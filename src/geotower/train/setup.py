@@ -29,7 +29,7 @@ from geotower.train.loop import LoopState, fit, two_tower_loss
 from geotower.train.optim import Adam, MixedAdam, OptimizerLike
 from geotower.train.sampling import Neighbours, make_sampler
 
-__all__ = ["TREND_LR_FACTOR", "EpochBudget", "TrainSetup", "follower_threads", "member", "new_model", "new_optimizer",
+__all__ = ["TREND_LR_FACTOR", "EpochBudget", "TrainSetup", "FollowerPool", "member", "new_model", "new_optimizer",
            "runs_together", "side_by_side", "sparse_item_ids", "sparse_user_ids", "train_fixed"]
 
 T = TypeVar("T")
@@ -219,33 +219,54 @@ class EpochBudget:
         self.close(state.best_epoch if state.best_epoch > 0 else state.epoch)
 
 
-def follower_threads(jobs: list[tuple[TwoTower, OptimizerLike, Any]], cfg: RunConfig, budget: EpochBudget,
-                     dist: Dist = SINGLE) -> list[Callable[[bool], list[TwoTower]]]:
-    """``run(show_progress)`` jobs that train the ``jobs``' models as far as ``budget`` allows (no validation): one
-    job per spare core (the caller's thread runs early stopping), each taking its models in turn, an epoch at a time.
+class FollowerPool:
+    """Trains the refit models (``jobs``) epoch by epoch as far as ``budget`` allows, in whichever threads call
+    :meth:`work`: each call takes the least-trained model no other thread holds, trains it one epoch, and repeats.
 
-    Why not a thread per model: on 2 cores, early stopping and two refit models in three threads made every epoch
-    ~2x slower than alone (time slicing and contention), ~50 % more CPU seconds in all; one thread that alternates
-    the two refit models trains them in the same CPU time as one after the other, and never gets far ahead of early
-    stopping. Each model keeps its own sampler and generators, so the order does not change its weights.
+    Why: on 2 cores, early stopping and two refit models in three threads made every epoch ~2x slower than alone
+    (time slicing and contention). Here one spare-core thread alternates the refit models, and the early-stopping
+    thread joins in once it ends, so both cores train until the last epoch. Each model keeps its own sampler and
+    generators, so which thread trains which epoch does not change its weights.
     """
-    if not jobs:
-        return []
-    spare = max(1, (os.cpu_count() or 1) - 1)
-    groups = [jobs[g::spare] for g in range(min(spare, len(jobs)))]
-    return [_alternating(group, cfg, budget, dist) for group in groups]
 
+    def __init__(self, jobs: list[tuple[TwoTower, OptimizerLike, Any]], cfg: RunConfig, budget: EpochBudget,
+                 dist: Dist = SINGLE) -> None:
+        self._jobs, self._budget = jobs, budget
+        self._loss = [distributed_loss(model, two_tower_loss(cfg.train.loss), dist) for model, _, _ in jobs]
+        self._states = [LoopState() for _ in jobs]
+        self._busy = [False] * len(jobs)
+        self._lock = threading.Lock()
 
-def _alternating(jobs: list[tuple[TwoTower, OptimizerLike, Any]], cfg: RunConfig, budget: EpochBudget,
-                 dist: Dist) -> Callable[[bool], list[TwoTower]]:
-    loss = [distributed_loss(model, two_tower_loss(cfg.train.loss), dist) for model, _, _ in jobs]
+    @property
+    def models(self) -> list[TwoTower]:
+        return [model for model, _, _ in self._jobs]
 
-    def run(show: bool) -> list[TwoTower]:
-        states = [LoopState() for _ in jobs]
-        while (epochs := budget.after(min(s.epoch for s in states))) is not None:
-            for (model, optimizer, sampler), state, fn in zip(jobs, states, loss, strict=True):
-                if state.epoch < epochs:  # fit continues ``state`` in place
-                    fit(model, optimizer, sampler, fn, state.epoch + 1, state=state, progress=show)
-        return [model for model, _, _ in jobs]
+    def threads(self) -> int:
+        """How many threads should work besides early stopping's: one per spare core, at most one per model."""
+        return min(len(self._jobs), max(1, (os.cpu_count() or 1) - 1))
 
-    return run
+    def _claim(self, allowed: int) -> int | None:
+        with self._lock:
+            free = [k for k, s in enumerate(self._states) if not self._busy[k] and s.epoch < allowed]
+            if not free:
+                return None
+            k = min(free, key=lambda k: self._states[k].epoch)
+            self._busy[k] = True
+            return k
+
+    def work(self, show: bool) -> list[TwoTower]:
+        """Train epochs until every model has the final budget's, or the rest are held by other threads."""
+        while True:
+            with self._lock:
+                idle = [s.epoch for k, s in enumerate(self._states) if not self._busy[k]]
+            if not idle or (allowed := self._budget.after(min(idle))) is None:
+                return self.models
+            k = self._claim(allowed)
+            if k is None:  # another thread took it meanwhile: look again
+                continue
+            (model, optimizer, sampler), state = self._jobs[k], self._states[k]
+            try:  # fit continues ``state`` in place
+                fit(model, optimizer, sampler, self._loss[k], state.epoch + 1, state=state, progress=show)
+            finally:
+                with self._lock:
+                    self._busy[k] = False
