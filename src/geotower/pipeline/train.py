@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from geotower.train.callbacks import Checkpointer, TensorBoardLogger, mlflow_fro
 from geotower.train.distributed import SINGLE, Dist, agreed, barrier, distributed_loss, init_from_env, resolve_device
 from geotower.train.loop import LoopState, fit, two_tower_loss
 from geotower.train.optim import OptimizerLike
+from geotower.train.processes import ForkedFollowers, can_fork
 from geotower.train.resume import fresh_or_resume
 from geotower.train.sampling import hard_negative_neighbours, make_sampler, train_data
 from geotower.train.setup import (
@@ -261,16 +263,43 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
     sampler = make_sampler(fit_data, cfg, gen, (setup.item_dense, setup.item_cells))
     ckpt = Checkpointer(out / "checkpoints", model, optimizer, gen)
     state = fresh_or_resume(out, cfg, resume, ckpt)
+    # every successful early stopping ends with a budget of 1 epoch or more: the followers start at once
+    budget = EpochBudget(max(1, state.best_epoch if state else 0))
+    pool = FollowerPool(followers, cfg, budget, dist)
+    forked = bool(followers) and can_fork(dist, resolve_device(cfg.train.device))
+    jobs = 1 + pool.threads()  # early stopping and the refit models' threads or processes (one per spare core)
+    if jobs >= (os.cpu_count() or 1) and (forked or runs_together(jobs, dist)):
+        # every core trains: a batch-building thread per training would only compete with them for the cores
+        # (measured ~8 % slower runs on 2 cores, docs/quality.md)
+        for source in [sampler, *[f[2] for f in followers]]:
+            source.prefetch = False
+    with tempfile.TemporaryDirectory(prefix="geotower-refit-") as tmp:
+        # forked before the TensorBoard writer's thread exists (geotower.train.processes)
+        children = ForkedFollowers(followers, cfg, budget, Path(tmp)) if forked else None
+        try:
+            done, es_seconds = _early_stopping_run(model, optimizer, sampler, (ckpt, state, budget), cfg, out,
+                                                   validator, pool if children is None else None, progress, dist)
+            models = pool.models if children is None else children.join()
+        finally:
+            if children is not None:
+                children.stop()
+    return model, done, models, es_seconds
+
+
+def _early_stopping_run(model: TwoTower, optimizer: OptimizerLike, sampler: BatchSampler,
+                        loop: tuple[Checkpointer, LoopState | None, EpochBudget], cfg: RunConfig, out: Path,
+                        validator: Validator | None, pool: FollowerPool | None, progress: bool, dist: Dist
+                        ) -> tuple[LoopState, float]:
+    """Early stopping with its logging and checkpoints; the threads of ``pool`` (None: none) train beside it, and
+    this thread joins them once it ends. Returns the loop state and early stopping's seconds."""
+    ckpt, state, budget = loop
     callbacks: list[Any] = []
     if dist.is_main:  # rank 0 alone writes; every rank resumed from its checkpoint above
         artifacts.write_json(out / artifacts.CONFIG_JSON, cfg.to_dict())
         hparams = {f"{sec}.{k}": v for sec in ("model", "train") for k, v in cfg.to_dict()[sec].items()}
         callbacks = [TensorBoardLogger(out / "tb", hparams, purge_step=(state.step + 1) if state else None), ckpt,
                      *mlflow_from_env(hparams, out.name)]
-    # every successful early stopping ends with a budget of 1 epoch or more: the followers start at once
-    budget = EpochBudget(max(1, state.best_epoch if state else 0))
     t, start, ended = cfg.train, time.perf_counter(), []
-    pool = FollowerPool(followers, cfg, budget, dist)
 
     def early(show: bool) -> LoopState:
         try:
@@ -282,18 +311,14 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
             raise
         finally:
             ended.append(time.perf_counter())
-        pool.work(False)  # this core helps the refit models finish
+        if pool is not None:
+            pool.work(False)  # this core helps the refit models finish
         return done
 
-    jobs: list[Callable[[bool], Any]] = [early, *[pool.work] * (pool.threads() if followers else 0)]
-    if runs_together(len(jobs), dist) and len(jobs) >= (os.cpu_count() or 1):
-        # every core trains: a batch-building thread per training would only compete with them for the cores
-        # (measured ~8 % slower runs on 2 cores, docs/quality.md)
-        for source in [sampler, *[f[2] for f in followers]]:
-            source.prefetch = False
+    jobs: list[Callable[[bool], Any]] = [early, *([pool.work] * pool.threads() if pool is not None else [])]
     done = side_by_side(jobs, progress, dist)
     assert isinstance(done[0], LoopState)
-    return model, done[0], pool.models, ended[0] - start
+    return done[0], ended[0] - start
 
 
 def _validator(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig) -> Validator | None:

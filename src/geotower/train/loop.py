@@ -99,9 +99,10 @@ def _train_epoch(model: nn.Module, optimizer: OptimizerLike, batches: BatchSourc
     model.train()
     total, n = 0.0, 0
     source = prefetched(batches.epoch()) if getattr(batches, "prefetch", True) else batches.epoch()
-    bar = tqdm(source, total=len(batches), disable=not progress,
-               desc=f"epoch {state.epoch + 1}", leave=False)
-    for batch in bar:
+    # no bar object at all without progress: a forked refit process (geotower.train.processes) never touches tqdm's
+    # locks, which another thread of the parent may have held when it forked
+    bar = tqdm(source, total=len(batches), desc=f"epoch {state.epoch + 1}", leave=False) if progress else None
+    for batch in source if bar is None else bar:
         if decay_steps:
             _decay_lr(optimizer, state.step, decay_steps)
         optimizer.zero_grad(set_to_none=True)
@@ -114,7 +115,8 @@ def _train_epoch(model: nn.Module, optimizer: OptimizerLike, batches: BatchSourc
         state.step += 1
         value = float(loss.item())
         total, n = total + value, n + 1
-        bar.set_postfix(loss=f"{value:.4f}")
+        if bar is not None:
+            bar.set_postfix(loss=f"{value:.4f}")
         for cb in callbacks:
             cb.on_step(state, value)
     return total / max(n, 1)

@@ -189,18 +189,37 @@ class EpochBudget:
     def __init__(self, start: int = 0) -> None:
         self._cond = threading.Condition()
         self._epochs, self._closed, self._failed = start, False, False
+        self._listeners: list[Callable[[tuple[int, bool, bool]], None]] = []
+
+    def listen(self, send: Callable[[tuple[int, bool, bool]], None]) -> None:
+        """Call ``send((epochs, closed, failed))`` now and on every change (refit models in other processes)."""
+        with self._cond:
+            self._listeners.append(send)
+            send((self._epochs, self._closed, self._failed))
+
+    def _changed(self) -> None:
+        for send in self._listeners:
+            try:
+                send((self._epochs, self._closed, self._failed))
+            except OSError:  # a listener that has gone (its process ended) needs no more budget
+                pass
+        self._cond.notify_all()
+
+    @property
+    def failed(self) -> bool:
+        return self._failed
 
     def raise_to(self, epochs: int) -> None:
         with self._cond:
             self._epochs = max(self._epochs, epochs)
-            self._cond.notify_all()
+            self._changed()
 
     def close(self, epochs: int | None) -> None:
         """Early stopping ended with ``epochs`` the final budget; None: it failed, the refit models stop."""
         with self._cond:
             self._epochs = self._epochs if epochs is None else epochs
             self._closed, self._failed = True, epochs is None
-            self._cond.notify_all()
+            self._changed()
 
     def after(self, done: int) -> int | None:
         """Block until more than ``done`` epochs may be trained: the budget then, or None once there is no more."""

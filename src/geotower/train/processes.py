@@ -1,0 +1,109 @@
+"""Refit models trained in forked processes beside early stopping (Linux, CPU, one training process).
+
+Why: PyTorch holds the GIL while it runs most forward ops, so threads that train side by side wait for each other.
+On 2 cores, early stopping and the refit models in threads ran every epoch ~35 % slower than one training alone;
+two training processes ran within ~5 % of it (docs/quality.md). A forked child inherits what it needs (data,
+encoders, its seeded model, optimizer and sampler) without copying or pickling, follows early stopping's epoch
+budget through a pipe, and hands its weights back in a safetensors file. It draws from the same generators as in a
+thread, so the run's result does not depend on where the refit models trained (test).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from geotower import artifacts
+from geotower.config import RunConfig
+from geotower.errors import GeotowerError
+from geotower.model.towers import TwoTower
+from geotower.train.distributed import Dist
+from geotower.train.optim import OptimizerLike
+from geotower.train.setup import EpochBudget, FollowerPool
+
+__all__ = ["CHILD_NICENESS", "ForkedFollowers", "can_fork"]
+
+Job = tuple[TwoTower, OptimizerLike, Any]
+CHILD_NICENESS = 5  # added to the refit processes' niceness (see ForkedFollowers)
+
+
+def can_fork(dist: Dist, device: torch.device) -> bool:
+    """Refit models may train in forked processes: Linux (fork is unsafe on macOS, absent on Windows), the CPU
+    (CUDA does not survive a fork), one process (DDP ranks train their own), torch single-threaded and a core to
+    spare (else the processes would only take turns)."""
+    return (sys.platform.startswith("linux") and device.type == "cpu" and not dist.enabled
+            and torch.get_num_threads() == 1 and (os.cpu_count() or 1) > 1)
+
+
+class ForkedFollowers:
+    """One forked child per refit model, started now; :meth:`join` waits for them and loads their weights.
+
+    The children run at a lower priority (``CHILD_NICENESS``): early stopping sets the pace (the children may not
+    train past its best epoch so far), so on 2 cores it keeps a core while the children share the other, and they
+    take both once it ends. At equal priority the three took turns on the two cores and early stopping, slowed
+    down, held the children back (measured 13.0 s against 11.7 s on Singapore, docs/quality.md).
+
+    Start it before any other thread exists (the TensorBoard writer, batch prefetching): a child gets a copy of the
+    parent's memory but only the thread that forked, so a lock held by another thread would stay locked in it.
+    """
+
+    def __init__(self, jobs: list[Job], cfg: RunConfig, budget: EpochBudget, folder: Path) -> None:
+        ctx = mp.get_context("fork")
+        self._jobs, self._paths = jobs, [folder / f"refit_{k}.safetensors" for k in range(len(jobs))]
+        self._procs: list[Any] = []
+        for k, job in enumerate(jobs):
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child, args=(job, cfg, receive, self._paths[k]), name=f"geotower-refit-{k}",
+                               daemon=True)
+            proc.start()
+            receive.close()  # the child's end
+            budget.listen(send.send)
+            self._procs.append(proc)
+
+    def join(self) -> list[TwoTower]:
+        """The refit models with the weights their processes trained; raises if one of them failed."""
+        for proc, path, (model, _, _) in zip(self._procs, self._paths, self._jobs, strict=True):
+            proc.join()
+            if proc.exitcode != 0 or not path.exists():
+                raise GeotowerError(f"training a refit model failed in its process {proc.name} (exit code "
+                                    f"{proc.exitcode}); its error is printed above")
+            weights = artifacts.load_arrays(path)
+            model.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
+            model.eval()  # as training leaves it (this copy never trained: it would still drop IDs at random)
+        return [model for model, _, _ in self._jobs]
+
+    def stop(self) -> None:
+        """End the children (early stopping failed or was interrupted)."""
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+
+
+def _child(job: Job, cfg: RunConfig, receive: Connection, path: Path) -> None:
+    """In the forked process: follow the budget the parent sends, train, and write the weights."""
+    os.nice(CHILD_NICENESS)
+    budget = EpochBudget()
+
+    def relay() -> None:  # the parent's budget, message by message; a closed pipe without an end = it failed
+        try:
+            while True:
+                epochs, closed, failed = receive.recv()
+                if closed:
+                    budget.close(None if failed else epochs)
+                    return
+                budget.raise_to(epochs)
+        except EOFError:
+            budget.close(None)
+
+    threading.Thread(target=relay, name="geotower-budget", daemon=True).start()
+    model = FollowerPool([job], cfg, budget).work(False)[0]
+    if not budget.failed:
+        artifacts.save_arrays(path, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})

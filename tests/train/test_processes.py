@@ -1,0 +1,68 @@
+"""Refit models trained in forked processes: the weights of a refit trained in-process, the budget through a pipe,
+and a clear error when a child fails."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from geotower.config import resolve
+from geotower.errors import GeotowerError
+from geotower.pipeline.train import build_setup
+from geotower.train import processes as P
+from geotower.train import setup as S
+from geotower.train.sampling import train_data
+
+SETS = ["model.embed_dim=8", "model.cell_dim=4", "train.batch_size=16", "train.lr=0.03",
+        "features.grid_cells_m=[500.0, 2000.0]", "model.id_dropout=0.3", "train.threads=1"]
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="refit processes are forked on Linux")
+
+
+def _jobs(cafes: Path, seeds: tuple[int, ...]):  # type: ignore[no-untyped-def]
+    cfg = resolve(None, SETS)
+    setup = build_setup(cafes, cfg)
+    rows = train_data(setup.index, setup.rows.train, cfg, setup.neighbours)
+    return cfg, setup, rows, [S.member(setup, rows, cfg, seed) for seed in seeds]
+
+
+def test_forked_refits_equal_refits_trained_in_process(cafes: Path, tmp_path: Path) -> None:
+    """Children that follow a budget raised 1, 2 and closed at 3 return the weights of 3 epochs trained here."""
+    torch.set_num_threads(1)
+    cfg, setup, rows, jobs = _jobs(cafes, (3, 4))
+    budget = S.EpochBudget(1)
+    children = P.ForkedFollowers(jobs, cfg, budget, tmp_path)
+    budget.raise_to(2)
+    budget.close(3)
+    forked = children.join()
+    assert not any(m.training for m in forked)  # in eval mode, as after training here: no ID dropout in exports
+    here = S.train_fixed(setup, rows, cfg, 3, seeds=[3, 4], progress=False)
+    for a, b in zip(forked, here, strict=True):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+
+
+def test_a_failing_child_is_a_clear_error(cafes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: S.FollowerPool, show: bool) -> list[object]:
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(S.FollowerPool, "work", broken)  # inherited by the forked child
+    cfg, _, _, jobs = _jobs(cafes, (3,))
+    budget = S.EpochBudget(1)
+    children = P.ForkedFollowers(jobs, cfg, budget, tmp_path)
+    budget.close(2)
+    with pytest.raises(GeotowerError, match="geotower-refit-0 .*exit code 1"):
+        children.join()
+
+
+def test_failed_early_stopping_stops_the_children(cafes: Path, tmp_path: Path) -> None:
+    cfg, _, _, jobs = _jobs(cafes, (3,))
+    budget = S.EpochBudget(1)
+    children = P.ForkedFollowers(jobs, cfg, budget, tmp_path)
+    budget.close(None)
+    children.stop()
+    with pytest.raises(GeotowerError, match="failed"):
+        children.join()
+    assert not list(tmp_path.iterdir())  # nothing written
