@@ -10,7 +10,8 @@ Run from the repository root, e.g. against the previous commit in a worktree::
     python benchmarks/ab_train.py --old /tmp/geotower-old/src --data /tmp/gq/data/yelp /tmp/gq/data/ml100k --reps 2
 
 Each line: data set, tree, repetition, the load average before the run, then wall and CPU seconds of the child
-(``train_run`` alone for the wall, the whole process and its refit processes for CPU), validation NDCG@10 and the best epoch.
+(``train_run`` alone for the wall, the whole process and its refit processes for CPU), validation NDCG@10 and the
+best epoch.
 """
 
 from __future__ import annotations

@@ -15,7 +15,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geotower.model.history import CellBags, History, Profile, cell_bags, csr_rows, history_bags, localize, user_profiles
+from geotower.model.history import (
+    CellBags,
+    History,
+    Profile,
+    cell_bags,
+    csr_rows,
+    history_bags,
+    localize,
+    user_profiles,
+)
 from geotower.model.trend import trend_features
 from geotower.schema import local_xy_km
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 import threading
 from multiprocessing.connection import Connection
@@ -89,6 +90,7 @@ class ForkedFollowers:
 
 def _child(job: Job, cfg: RunConfig, receive: Connection, path: Path) -> None:
     """In the forked process: follow the budget the parent sends, train, and write the weights."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends its children (stop)
     os.nice(CHILD_NICENESS)
     budget = EpochBudget()
 
