@@ -3,15 +3,18 @@ and a clear error when a child fails."""
 
 from __future__ import annotations
 
+import multiprocessing.context
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from geotower.config import resolve
-from geotower.errors import GeotowerError
-from geotower.pipeline.train import build_setup
+from geotower.errors import GeotowerError, GeotowerWarning
+from geotower.model.bundle import load_bundle
+from geotower.pipeline.train import build_setup, train_run
 from geotower.train import processes as P
 from geotower.train import setup as S
 from geotower.train.sampling import train_data
@@ -66,3 +69,19 @@ def test_failed_early_stopping_stops_the_children(cafes: Path, tmp_path: Path) -
     with pytest.raises(GeotowerError, match="failed"):
         children.join()
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_failed_fork_falls_back_to_threads(cafes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the system cannot fork (no memory), the run warns and trains the refit models in threads."""
+    def no_fork(self: object) -> None:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", no_fork, raising=False)
+    sets = [*SETS, "train.epochs=2", "train.patience=1", "eval.test_fraction=0.2"]
+    with pytest.warns(GeotowerWarning, match="could not start the refit processes"):
+        threads = train_run(cafes, tmp_path / "a", resolve(None, sets), progress=False)
+    monkeypatch.undo()
+    forked = train_run(cafes, tmp_path / "b", resolve(None, sets), progress=False)
+    assert threads.val_metrics == forked.val_metrics
+    np.testing.assert_array_equal(load_bundle(tmp_path / "a").item_emb, load_bundle(tmp_path / "b").item_emb)

@@ -275,7 +275,7 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
             source.prefetch = False
     with tempfile.TemporaryDirectory(prefix="geotower-refit-") as tmp:
         # forked before the TensorBoard writer's thread exists (geotower.train.processes)
-        children = ForkedFollowers(followers, cfg, budget, Path(tmp)) if forked else None
+        children = ForkedFollowers.start(followers, cfg, budget, Path(tmp)) if forked else None
         try:
             done, es_seconds = _early_stopping_run(model, optimizer, sampler, (ckpt, state, budget), cfg, out,
                                                    validator, pool if children is None else None, progress, dist)

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import torch
 
 from geotower import artifacts
 from geotower.config import RunConfig
-from geotower.errors import GeotowerError
+from geotower.errors import GeotowerError, GeotowerWarning
 from geotower.model.towers import TwoTower
 from geotower.train.distributed import Dist
 from geotower.train.optim import OptimizerLike
@@ -59,14 +60,29 @@ class ForkedFollowers:
         ctx = mp.get_context("fork")
         self._jobs, self._paths = jobs, [folder / f"refit_{k}.safetensors" for k in range(len(jobs))]
         self._procs: list[Any] = []
-        for k, job in enumerate(jobs):
-            receive, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(job, cfg, receive, self._paths[k]), name=f"geotower-refit-{k}",
-                               daemon=True)
-            proc.start()
-            receive.close()  # the child's end
-            budget.listen(send.send)
-            self._procs.append(proc)
+        try:
+            for k, job in enumerate(jobs):
+                receive, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_child, args=(job, cfg, receive, self._paths[k]),
+                                   name=f"geotower-refit-{k}", daemon=True)
+                proc.start()
+                self._procs.append(proc)
+                receive.close()  # the child's end
+                budget.listen(send.send)
+        except BaseException:  # e.g. fork failed for lack of memory: no child is left behind
+            self.stop()
+            raise
+
+    @classmethod
+    def start(cls, jobs: list[Job], cfg: RunConfig, budget: EpochBudget, folder: Path) -> ForkedFollowers | None:
+        """:class:`ForkedFollowers`, or None with a warning when the system cannot fork (the caller then trains the
+        refit models in threads)."""
+        try:
+            return cls(jobs, cfg, budget, folder)
+        except OSError as exc:
+            warnings.warn(f"could not start the refit processes ({exc}); training the refit models in threads",
+                          GeotowerWarning, stacklevel=2)
+            return None
 
     def join(self) -> list[TwoTower]:
         """The refit models with the weights their processes trained; raises if one of them failed."""
