@@ -7,10 +7,11 @@ size; sizes scale businesses, reviews and users together). Each stage is one CLI
 
     simulate -> prepare yelp -> train -> evaluate -> index -> serve (200 req/s, benchmarks/bench_serve.py)
 
-and is measured from outside: wall time and peak RSS of the process tree (``resource.RUSAGE_CHILDREN`` after it
-exits). Train uses the defaults except ``--epochs`` when given (then s/epoch from the run's history is what
-scales; the default 30 epochs at full size do not fit in an evening on two cores). Results go to a JSON file and a
-markdown table on stdout.
+and is measured from outside: wall time, peak RSS of its largest process (``resource.RUSAGE_CHILDREN`` after it
+exits) and peak PSS of its whole process tree (sampled every 0.2 s; ``train`` forks its refit models). Train uses
+the defaults except ``--epochs`` when given (then s/epoch from the run's history is what scales; the default 30
+epochs at full size do not fit in an evening on two cores). Results go to a JSON file and a markdown table on
+stdout.
 
     python benchmarks/bench_scale.py --sizes 16,4 --workdir /tmp/scale-bench      # 1/16 and 1/4
     nice python benchmarks/bench_scale.py --sizes 1 --stages prepare,train --epochs 1
@@ -24,6 +25,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -61,19 +63,53 @@ def _measured(cmd: list[str]) -> list[str]:
     return [sys.executable, "-c", code, *cmd]
 
 
+def _pss_kib(pid: int) -> int:
+    """Proportional set size of one process (shared pages split among their users), 0 once it has gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            return next((int(ln.split()[1]) for ln in fh if ln.startswith("Pss:")), 0)
+    except OSError:
+        return 0
+
+
+def _tree_peak(root: int, done: threading.Event, out: list[int]) -> None:
+    """Sample the summed PSS of ``root`` and its descendants every 0.2 s; the peak goes to ``out[0]``.
+
+    Why: ``train`` forks a process per refit model, and ``RUSAGE_CHILDREN`` only reports the largest single process;
+    PSS counts the pages the forked children share with their parent once.
+    """
+    import psutil
+
+    while not done.wait(0.2):
+        try:
+            pids = [root, *(c.pid for c in psutil.Process(root).children(recursive=True))]
+        except psutil.Error:
+            continue
+        out[0] = max(out[0], sum(_pss_kib(pid) for pid in pids))
+
+
 def stage(name: str, cmd: list[str], logs: Path) -> dict[str, float]:
-    """Run one stage as a child process; its wall time and peak RSS (MiB)."""
+    """Run one stage as a child process; its wall time, peak RSS of its largest process and peak PSS of its whole
+    process tree (MiB)."""
     log = logs / f"{name}.log"
     start = time.perf_counter()
+    done, tree = threading.Event(), [0]
     with open(log, "w") as fh:
-        proc = subprocess.run(_measured(cmd), stdout=fh, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        proc = subprocess.Popen(_measured(cmd), stdout=fh, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        sampler = threading.Thread(target=_tree_peak, args=(proc.pid, done, tree), daemon=True)
+        sampler.start()
+        returncode = proc.wait()
+        done.set()
+        sampler.join()
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} failed (exit {proc.returncode}); see {log}:\n{log.read_text()[-3000:]}")
+    if returncode != 0:
+        raise SystemExit(f"{name} failed (exit {returncode}); see {log}:\n{log.read_text()[-3000:]}")
     peak = [ln for ln in log.read_text().splitlines() if ln.startswith("PEAK_RSS_KIB")]
-    res = {"seconds": round(seconds, 1), "rss_mib": round(int(peak[-1].split()[1]) / 1024) if peak else -1}
-    print(f"  {name}: {res['seconds']} s, peak RSS {res['rss_mib']} MiB", flush=True)
+    res = {"seconds": round(seconds, 1), "rss_mib": round(int(peak[-1].split()[1]) / 1024) if peak else -1,
+           "tree_pss_mib": round(tree[0] / 1024)}
+    print(f"  {name}: {res['seconds']} s, peak RSS {res['rss_mib']} MiB (largest process), process tree peak PSS "
+          f"{res['tree_pss_mib']} MiB", flush=True)
     return res
 
 
@@ -133,10 +169,12 @@ def main() -> None:
     results = [run_size(int(d), args) for d in args.sizes.split(",")]
     out = args.out or args.workdir / "results.json"
     out.write_text(json.dumps(results, indent=1))
-    print("\n| size | businesses | reviews | users | " + " | ".join(f"{s} s (MiB)" for s in args.stages) + " |")
+    print("\n| size | businesses | reviews | users | " + " | ".join(f"{s} s (RSS / tree PSS MiB)" for s in args.stages)
+          + " |")
     print("|---" * (4 + len(args.stages)) + "|")
     for r in results:
-        cells = [f"{r[s]['seconds']} ({r[s]['rss_mib']})" for s in args.stages]  # type: ignore[index]
+        cells = [f"{r[s]['seconds']} ({r[s]['rss_mib']} / {r[s]['tree_pss_mib']})"  # type: ignore[index]
+                 for s in args.stages]
         print(f"| {r['size']} | {r['businesses']:,} | {r['reviews']:,} | {r['users']:,} | " + " | ".join(cells) + " |")
     print(f"results: {out}")
 

@@ -37,6 +37,7 @@ def test_forked_refits_equal_refits_trained_in_process(cafes: Path, tmp_path: Pa
     cfg, setup, rows, jobs = _jobs(cafes, (3, 4))
     budget = S.EpochBudget(1)
     children = P.ForkedFollowers(jobs, cfg, budget, tmp_path)
+    assert all(p.untyped_storage().nbytes() == 0 for m, _, _ in jobs for p in m.parameters())  # the children's now
     budget.raise_to(2)
     budget.close(3)
     forked = children.join()

@@ -72,6 +72,12 @@ class ForkedFollowers:
         except BaseException:  # e.g. fork failed for lack of memory: no child is left behind
             self.stop()
             raise
+        # each child trains its own copy of its model's weights: free the parent's (a full-Yelp refit model's
+        # tables are ~1 GB) until join refills them
+        self._nbytes = [[p.untyped_storage().nbytes() for p in model.parameters()] for model, _, _ in jobs]
+        for model, _, _ in jobs:
+            for p in model.parameters():
+                p.untyped_storage().resize_(0)
 
     @classmethod
     def start(cls, jobs: list[Job], cfg: RunConfig, budget: EpochBudget, folder: Path) -> ForkedFollowers | None:
@@ -86,15 +92,19 @@ class ForkedFollowers:
 
     def join(self) -> list[TwoTower]:
         """The refit models with the weights their processes trained; raises if one of them failed."""
+        done: list[TwoTower] = []
         for proc, path, (model, _, _) in zip(self._procs, self._paths, self._jobs, strict=True):
             proc.join()
             if proc.exitcode != 0 or not path.exists():
                 raise GeotowerError(f"training a refit model failed in its process {proc.name} (exit code "
                                     f"{proc.exitcode}); its error is printed above")
             weights = artifacts.load_arrays(path)
+            for p, nbytes in zip(model.parameters(), self._nbytes[len(done)], strict=True):
+                p.untyped_storage().resize_(nbytes)
             model.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
+            done.append(model)
             model.eval()  # as training leaves it (this copy never trained: it would still drop IDs at random)
-        return [model for model, _, _ in self._jobs]
+        return done
 
     def stop(self) -> None:
         """End the children (early stopping failed or was interrupted)."""
