@@ -86,3 +86,16 @@ def test_a_failed_fork_falls_back_to_threads(cafes: Path, tmp_path: Path, monkey
     forked = train_run(cafes, tmp_path / "b", resolve(None, sets), progress=False)
     assert threads.val_metrics == forked.val_metrics
     np.testing.assert_array_equal(load_bundle(tmp_path / "a").item_emb, load_bundle(tmp_path / "b").item_emb)
+
+
+def test_refit_processes_only_when_the_worst_case_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forking needs room for every child to copy the whole parent: a large run trains its refit models in threads."""
+    from geotower.train.distributed import SINGLE
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(P.os, "cpu_count", lambda: 2)
+    assert P.can_fork(SINGLE, torch.device("cpu"), 2)  # this test process is small
+    pages = P.os.sysconf("SC_PHYS_PAGES")
+    monkeypatch.setattr(P.os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else pages // 1000)
+    assert not P.can_fork(SINGLE, torch.device("cpu"), 2)  # a thousandth of the memory: threads
+    assert not P.can_fork(SINGLE, torch.device("meta"), 2)

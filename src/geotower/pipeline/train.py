@@ -266,7 +266,7 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
     # every successful early stopping ends with a budget of 1 epoch or more: the followers start at once
     budget = EpochBudget(max(1, state.best_epoch if state else 0))
     pool = FollowerPool(followers, cfg, budget, dist)
-    forked = bool(followers) and can_fork(dist, resolve_device(cfg.train.device))
+    forked = bool(followers) and can_fork(dist, resolve_device(cfg.train.device), len(followers))
     jobs = 1 + pool.threads()  # early stopping and the refit models' threads or processes (one per spare core)
     if jobs >= (os.cpu_count() or 1) and (forked or runs_together(jobs, dist)):
         # every core trains: a batch-building thread per training would only compete with them for the cores

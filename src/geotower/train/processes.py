@@ -36,12 +36,34 @@ Job = tuple[TwoTower, OptimizerLike, Any]
 CHILD_NICENESS = 5  # added to the refit processes' niceness (see ForkedFollowers)
 
 
-def can_fork(dist: Dist, device: torch.device) -> bool:
-    """Refit models may train in forked processes: Linux (fork is unsafe on macOS, absent on Windows), the CPU
-    (CUDA does not survive a fork), one process (DDP ranks train their own), torch single-threaded and a core to
-    spare (else the processes would only take turns)."""
+def can_fork(dist: Dist, device: torch.device, children: int) -> bool:
+    """Refit models may train in ``children`` forked processes: Linux (fork is unsafe on macOS, absent on Windows),
+    the CPU (CUDA does not survive a fork), one process (DDP ranks train their own), torch single-threaded, a core to
+    spare (else the processes would only take turns), and memory for the worst case (:func:`_fits`)."""
     return (sys.platform.startswith("linux") and device.type == "cpu" and not dist.enabled
-            and torch.get_num_threads() == 1 and (os.cpu_count() or 1) > 1)
+            and torch.get_num_threads() == 1 and (os.cpu_count() or 1) > 1 and _fits(children))
+
+
+def _fits(children: int) -> bool:
+    """Would ``children`` full copies of this process, and this process, fit in half the memory there is?
+
+    Why: a child shares the parent's pages only until either writes them. At full Yelp size (2M users) the refit
+    processes held 16.2-16.6 GB in all (PSS) against 13.9 GB for the same run in threads, over the 16 GB the scale
+    benchmark allows, so large runs train their refit models in threads (docs/scale.md).
+    """
+    page = os.sysconf("SC_PAGE_SIZE")
+    try:
+        with open("/proc/self/statm") as fh:
+            rss = int(fh.read().split()[1]) * page
+    except (OSError, ValueError, IndexError):
+        return False
+    total = os.sysconf("SC_PHYS_PAGES") * page
+    try:  # a container's own limit (cgroup v2), when it has one
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        total = min(total, int(limit)) if limit.isdigit() else total
+    except OSError:
+        pass
+    return (1 + children) * rss <= total // 2
 
 
 class ForkedFollowers:
