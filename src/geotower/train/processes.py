@@ -47,9 +47,10 @@ def can_fork(dist: Dist, device: torch.device, children: int) -> bool:
 def _fits(children: int) -> bool:
     """Would ``children`` full copies of this process, and this process, fit in half the memory there is?
 
-    Why: a child shares the parent's pages only until either writes them. At full Yelp size (2M users) the refit
-    processes held 16.2-16.6 GB in all (PSS) against 13.9 GB for the same run in threads, over the 16 GB the scale
-    benchmark allows, so large runs train their refit models in threads (docs/scale.md).
+    Why: a child shares the parent's pages only until either writes them, so a large run could need up to a copy of
+    the parent per child. At full Yelp size (2M users) the refit processes held 16.2-16.6 GB in all (PSS), about as
+    much as the same run in threads, and the box had no room for worse (docs/scale.md). There the parent held ~6 GB,
+    so such runs train their refit models in threads.
     """
     page = os.sysconf("SC_PAGE_SIZE")
     try:
