@@ -99,3 +99,20 @@ def test_refit_processes_only_when_the_worst_case_fits(monkeypatch: pytest.Monke
     monkeypatch.setattr(P.os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else pages // 1000)
     assert not P.can_fork(SINGLE, torch.device("cpu"), 2)  # a thousandth of the memory: threads
     assert not P.can_fork(SINGLE, torch.device("meta"), 2)
+
+
+def test_a_large_run_trains_its_refit_models_after_early_stopping(cafes: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without room for the refit models beside early stopping, they train after it, with the same result."""
+    import geotower.pipeline.train as T
+
+    sets = [*SETS, "train.epochs=2", "train.patience=1", "eval.test_fraction=0.2"]
+    beside = train_run(cafes, tmp_path / "a", resolve(None, sets), progress=False)
+    followers_built: list[int] = []
+    real_member = T.member
+    monkeypatch.setattr(T, "fits_in_memory", lambda children: False)
+    monkeypatch.setattr(T, "member", lambda *a, **k: followers_built.append(1) or real_member(*a, **k))
+    after = train_run(cafes, tmp_path / "b", resolve(None, sets), progress=False)
+    assert followers_built == []  # nothing trained alongside early stopping
+    assert after.val_metrics == beside.val_metrics
+    np.testing.assert_array_equal(load_bundle(tmp_path / "a").item_emb, load_bundle(tmp_path / "b").item_emb)

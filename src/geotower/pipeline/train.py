@@ -42,7 +42,7 @@ from geotower.train.callbacks import Checkpointer, TensorBoardLogger, mlflow_fro
 from geotower.train.distributed import SINGLE, Dist, agreed, barrier, distributed_loss, init_from_env, resolve_device
 from geotower.train.loop import LoopState, fit, two_tower_loss
 from geotower.train.optim import OptimizerLike
-from geotower.train.processes import ForkedFollowers, can_fork
+from geotower.train.processes import ForkedFollowers, can_fork, fits_in_memory
 from geotower.train.resume import fresh_or_resume
 from geotower.train.sampling import hard_negative_neighbours, make_sampler, train_data
 from geotower.train.setup import (
@@ -143,7 +143,9 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     seeds = ([cfg.seed] if refit else []) + [cfg.seed + m for m in range(1, cfg.model.members)]
     # the refit and the extra members train alongside early stopping (EpochBudget) unless what they train depends
     # on its end: calibrated trend weights, or a learning-rate schedule over the chosen epoch count
-    alongside = not cfg.train.calibrate_trend and not cfg.train.lr_decay
+    # ... and when memory has room for it: alongside, early stopping's Adam state and batches live as long as the
+    # refit models' (16.9 GB at full Yelp size against 13.9 GB with the refit after early stopping, docs/scale.md)
+    alongside = not cfg.train.calibrate_trend and not cfg.train.lr_decay and fits_in_memory(len(seeds))
     # built before member 0: new_model seeds the global RNG, which member 0's ID dropout draws from
     followers = [member(setup, final_data, cfg, seed) for seed in seeds] if alongside else []
     stages = {"setup": time.perf_counter() - t0}

@@ -30,7 +30,7 @@ from geotower.train.distributed import Dist
 from geotower.train.optim import OptimizerLike
 from geotower.train.setup import EpochBudget, FollowerPool
 
-__all__ = ["CHILD_NICENESS", "ForkedFollowers", "can_fork"]
+__all__ = ["CHILD_NICENESS", "ForkedFollowers", "can_fork", "fits_in_memory"]
 
 Job = tuple[TwoTower, OptimizerLike, Any]
 CHILD_NICENESS = 5  # added to the refit processes' niceness (see ForkedFollowers)
@@ -41,23 +41,23 @@ def can_fork(dist: Dist, device: torch.device, children: int) -> bool:
     the CPU (CUDA does not survive a fork), one process (DDP ranks train their own), torch single-threaded, a core to
     spare (else the processes would only take turns), and memory for the worst case (:func:`_fits`)."""
     return (sys.platform.startswith("linux") and device.type == "cpu" and not dist.enabled
-            and torch.get_num_threads() == 1 and (os.cpu_count() or 1) > 1 and _fits(children))
+            and torch.get_num_threads() == 1 and (os.cpu_count() or 1) > 1 and fits_in_memory(children))
 
 
-def _fits(children: int) -> bool:
+def fits_in_memory(children: int) -> bool:
     """Would ``children`` full copies of this process, and this process, fit in half the memory there is?
 
     Why: a child shares the parent's pages only until either writes them, so a large run could need up to a copy of
     the parent per child. At full Yelp size (2M users) the refit processes held 16.2-16.6 GB in all (PSS), about as
     much as the same run in threads, and the box had no room for worse (docs/scale.md). There the parent held ~6 GB,
-    so such runs train their refit models in threads.
+    so such runs train their refit models in threads, after early stopping (``pipeline.train``).
     """
-    page = os.sysconf("SC_PAGE_SIZE")
     try:
+        page = os.sysconf("SC_PAGE_SIZE")
         with open("/proc/self/statm") as fh:
             rss = int(fh.read().split()[1]) * page
-    except (OSError, ValueError, IndexError):
-        return False
+    except (OSError, ValueError, IndexError, AttributeError):  # no /proc (macOS, Windows): nothing to go by
+        return True
     total = os.sysconf("SC_PHYS_PAGES") * page
     try:  # a container's own limit (cgroup v2), when it has one
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
