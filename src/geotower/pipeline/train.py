@@ -144,7 +144,7 @@ def _train_into(data_dir: str | Path, out_dir: str | Path, cfg: RunConfig, resum
     # the refit and the extra members train alongside early stopping (EpochBudget) unless what they train depends
     # on its end: calibrated trend weights, or a learning-rate schedule over the chosen epoch count
     # ... and when memory has room for it: alongside, early stopping's Adam state and batches live as long as the
-    # refit models' (16.9 GB at full Yelp size against 13.9 GB with the refit after early stopping, docs/scale.md)
+    # refit models' (16.9 GB at full Yelp size against 14.3 GB with the refit after early stopping, docs/scale.md)
     alongside = not cfg.train.calibrate_trend and not cfg.train.lr_decay and fits_in_memory(len(seeds))
     # built before member 0: new_model seeds the global RNG, which member 0's ID dropout draws from
     followers = [member(setup, final_data, cfg, seed) for seed in seeds] if alongside else []
@@ -272,7 +272,7 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
     jobs = 1 + pool.threads()  # early stopping and the refit models' threads or processes (one per spare core)
     if jobs >= (os.cpu_count() or 1) and (forked or runs_together(jobs, dist)):
         # every core trains: a batch-building thread per training would only compete with them for the cores
-        # (measured ~8 % slower runs on 2 cores, docs/quality.md)
+        # (Singapore on 2 cores: 15.2 s with them, 14.0 s without, one run each)
         for source in [sampler, *[f[2] for f in followers]]:
             source.prefetch = False
     with tempfile.TemporaryDirectory(prefix="geotower-refit-") as tmp:

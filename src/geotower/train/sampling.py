@@ -62,8 +62,8 @@ def make_sampler(data: TrainData, cfg: RunConfig, gen: torch.Generator,
     """The training batches of ``data`` as configured (exact softmax up to ``train.full_softmax_max_items``).
 
     ``item_inputs`` (every item's encoded dense features and grid cells): when the user tower pools no item IDs,
-    the batches carry pre-aggregated profiles (:class:`~geotower.model.history.Profile`, 3x cheaper steps on
-    Singapore than bags over every history item); None = item bags.
+    the batches carry pre-aggregated profiles (:class:`~geotower.model.history.Profile`: Singapore steps
+    10.7 ms against 13.2 with bags over every history item); None = item bags.
     """
     t, m = cfg.train, cfg.model
     pools_ids = m.use_history and m.use_item_id
