@@ -51,10 +51,32 @@ class History:
 
 def csr_rows(indptr: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
     """Flatten CSR rows: (m,) position of each entry's row in ``rows`` and (m,) its index into the CSR data."""
-    starts, counts = indptr[rows], indptr[rows + 1] - indptr[rows]  # (b,)
+    starts = indptr[rows]
+    counts = indptr[rows + 1] - starts  # (b,)
     bag = torch.repeat_interleave(torch.arange(len(rows)), counts)  # (m,)
-    within = torch.arange(len(bag)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    return bag, starts[bag] + within
+    # entry k of row r sits at starts[r] + (k - first entry of r): one gather instead of a second repeat_interleave
+    # (213 -> 123 us for a Singapore batch's 18k history entries; it runs five times a batch)
+    return bag, torch.arange(len(bag)) + (starts - (torch.cumsum(counts, 0) - counts))[bag]
+
+
+@dataclass(frozen=True)
+class BatchUsers:
+    """A batch's distinct users (``uniq``, sorted; ``rows`` (b,) maps each row to one) and their history entries in
+    a CSR (``bag`` (m,) the distinct user of each entry, ``pos`` (m,) its index into the CSR data).
+
+    Built once per batch for both the profiles and the positive-column mask, which walk the same entries.
+    """
+
+    uniq: Tensor
+    rows: Tensor
+    bag: Tensor
+    pos: Tensor
+
+    @classmethod
+    def of(cls, indptr: Tensor, users: Tensor) -> BatchUsers:
+        uniq, rows = torch.unique(users, return_inverse=True)
+        bag, pos = csr_rows(indptr, uniq)
+        return cls(uniq, rows, bag, pos)
 
 
 def history_bags(indptr: Tensor, hist_items: Tensor, hist_weights: Tensor | None, users: Tensor,
@@ -160,17 +182,17 @@ def cell_bags(indptr: Tensor, hist_items: Tensor, hist_weights: Tensor, item_cel
 
 
 def user_profiles(indptr: Tensor, hist_items: Tensor, hist_weights: Tensor, cells: list[CellBags],
-                  item_dense: Tensor, users: Tensor) -> Profile:
+                  item_dense: Tensor, users: Tensor | BatchUsers) -> Profile:
     """The :class:`Profile` of the (b,) rows ``users``: dense sums and cell bags of their distinct users.
 
     Args:
         indptr, hist_items, hist_weights: CSR of every user's history items and their bag weights.
         cells: :func:`cell_bags` of that history.
         item_dense: (n_items, d) the items' dense inputs (fixed: summed here, without gradient).
-        users: (b,) user of each row.
+        users: (b,) user of each row, or their :class:`BatchUsers` in that CSR.
     """
-    uniq, rows = torch.unique(users, return_inverse=True)
-    bag, pos = csr_rows(indptr, uniq)
+    who = users if isinstance(users, BatchUsers) else BatchUsers.of(indptr, users)
+    uniq, rows, bag, pos = who.uniq, who.rows, who.bag, who.pos
     w = hist_weights[pos]
     totals = torch.zeros(len(uniq)).index_add_(0, bag, w)
     if item_dense.shape[1]:
