@@ -59,9 +59,9 @@ def split(ds: Dataset, cfg: RunConfig) -> SplitRows:
 
 def known_users(ds: Dataset) -> set[str]:
     """Every user the dataset knows: in the interactions or in the users table."""
-    users = set(ds.interactions[S.USER_ID])
+    users = set(ds.interactions[S.USER_ID].unique())  # the distinct values only go through Python
     if ds.users is not None:
-        users |= set(ds.users[S.USER_ID])
+        users |= set(ds.users[S.USER_ID].unique())
     return users
 
 

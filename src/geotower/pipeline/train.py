@@ -230,7 +230,9 @@ def _item_inputs(ds: Dataset, train: pd.DataFrame, cfg: RunConfig) -> tuple[Tabl
     enc = TableEncoder(S.ITEM_ID, spec.multi_label, spec.categorical, exclude=spec.exclude,
                        geo_kind=cfg.features.geo_encoding, cells_m=cfg.features.grid_cells_m,
                        nan_policy=cfg.data.nan_policy, seed=cfg.seed)
-    enc.fit(ds.items[ds.items[S.ITEM_ID].isin(train[S.ITEM_ID])])
+    # the distinct train items: pandas' isin on Arrow strings converts each value it is given in Python
+    # (0.27 s of a Singapore setup for its 60k train rows)
+    enc.fit(ds.items[ds.items[S.ITEM_ID].isin(train[S.ITEM_ID].unique())])
     encoded = enc.transform(ds.items)
     return enc, encoded.dense, encoded.cells
 
