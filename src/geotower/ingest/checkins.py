@@ -221,7 +221,8 @@ def read_checkins(path: str | Path, fmt: CheckinFormat, pois: str | Path | None 
     if fmt.rating:
         keep &= ~np.isnan(inter[S.RATING].to_numpy(dtype=float))
     inter = inter[keep].reset_index(drop=True)
-    places = places[places[S.ITEM_ID].isin(inter[S.ITEM_ID])].reset_index(drop=True)
+    # the distinct ids: pandas' isin on Arrow strings converts each value it is given in Python
+    places = places[places[S.ITEM_ID].isin(inter[S.ITEM_ID].unique())].reset_index(drop=True)
     if len(inter) == 0:
         raise DataError("no check-ins left (every row lacked an id or its place lacked coordinates)", path=path)
     return inter, places, dropped
