@@ -124,6 +124,11 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("use_history=false, batch_size=1024", ["model.use_history=false", "train.batch_size=1024"]),
         ("use_history=false, cells 1+4 km", ["model.use_history=false", "features.grid_cells_m=[1000.0, 4000.0]"]),
     ],
+    # eighth round (docs/quality.md): row-sparse (lazy) Adam for the ID tables, as catalogues of 50k+ get it
+    "geotower-sparse": [
+        ("sparse IDs", ["train.sparse_ids_min_items=1", "train.sparse_ids_min_users=1"]),
+        ("sparse user IDs", ["train.sparse_ids_min_users=1"]),
+    ],
     "geotower-sweep": SWEEP,
     "geotower-short": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT],  # most telling first
     "geotower-short2": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT2],
