@@ -79,7 +79,9 @@ def run(name: str, work: Path, epochs: int, seed: int) -> None:
     second = trajectory(setup, data, cfg, seed + 1, epochs)
     rows = [("seed s alone (members=1)", first[epochs - 1]),
             ("seeds s, s+1 (the defaults)", TowerEnsemble([first[epochs - 1], second[epochs - 1]])),
-            ("seed s, epochs E and E+1", TowerEnsemble([first[epochs - 1], first[epochs]]))]
+            ("seed s, epochs E and E+1", TowerEnsemble([first[epochs - 1], first[epochs]])),
+            ("seed s epochs E and E+1, seed s+1 epoch E", TowerEnsemble([first[epochs - 1], first[epochs],
+                                                                        second[epochs - 1]]))]
     if epochs >= 2:
         rows += [("seed s, epochs E-1 and E", TowerEnsemble([first[epochs - 2], first[epochs - 1]])),
                  ("seed s, weights of E-1 and E averaged", averaged(first[epochs - 2], first[epochs - 1]))]
