@@ -201,11 +201,12 @@ class BatchSampler:
         found = (d.pos_keys[idx] == keys).float()
         return found if hist_w is None else found * hist_w[idx]
 
-    def _positive_columns(self, who: BatchUsers, unique_items: Tensor) -> Tensor:
-        """(b, u) bool: is ``unique_items[j]`` a train positive of row ``i``'s user? Walks the distinct users'
-        positive lists (each distinct user's once; each item looked up in an item -> column table) instead of testing
-        all b * u pairs."""
+    def _positive_columns(self, users: Tensor | BatchUsers, unique_items: Tensor) -> Tensor:
+        """(b, u) bool: is ``unique_items[j]`` a train positive of row ``i``'s user (``users``: each row's user, or
+        their :class:`BatchUsers`)? Walks the distinct users' positive lists (each distinct user's once; each item
+        looked up in an item -> column table) instead of testing all b * u pairs."""
         d = self.data
+        who = users if isinstance(users, BatchUsers) else BatchUsers.of(d.hist_indptr, users)
         uniq, rows, bag, pos = who.uniq, who.rows, who.bag, who.pos
         n = len(unique_items)
         # item -> its column, or the spare column n for items outside the batch (a gather, not a search:
@@ -221,7 +222,10 @@ class BatchSampler:
         users, items = d.users[rows], d.items[rows]
         hist_w = d.hist_weights if self.weighted_history else None
         hist: History | Profile
-        who = BatchUsers.of(d.hist_indptr, users)  # the profiles and the positive columns walk the same entries
+        # the profiles and the positive columns walk the same history entries: found once, when either is built
+        masked = self.full_softmax or self.loss == "softmax"
+        who: Tensor | BatchUsers = BatchUsers.of(d.hist_indptr, users) if masked or self._profile is not None \
+            else users
         if self._profile is not None:
             w, dense, cells = self._profile
             hist = user_profiles(d.hist_indptr, d.hist_items, w, cells, dense, who)
