@@ -84,7 +84,13 @@ def run(name: str, work: Path, epochs: int, seed: int) -> None:
                                                                         second[epochs - 1]]))]
     if epochs >= 2:
         rows += [("seed s, epochs E-1 and E", TowerEnsemble([first[epochs - 2], first[epochs - 1]])),
-                 ("seed s, weights of E-1 and E averaged", averaged(first[epochs - 2], first[epochs - 1]))]
+                 ("seed s, weights of E-1 and E averaged", averaged(first[epochs - 2], first[epochs - 1])),
+                 ("seed s, epochs E-1, E and E+1", TowerEnsemble(first[epochs - 2:epochs + 1])),
+                 ("seeds s, s+1, epochs E-1 and E of each",  # the defaults' refit work: 2 x E epochs
+                  TowerEnsemble([first[epochs - 2], first[epochs - 1], second[epochs - 2], second[epochs - 1]])),
+                 ("seeds s, s+1, each the average of its E-1 and E weights",  # same work and embedding size
+                  TowerEnsemble([averaged(first[epochs - 2], first[epochs - 1]),
+                                 averaged(second[epochs - 2], second[epochs - 1])]))]
     for label, model in rows:
         model.eval()
         print(f"{name} E={epochs} s={seed} {label}: {score(task, setup, data, model)}", flush=True)
