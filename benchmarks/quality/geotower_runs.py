@@ -129,6 +129,9 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("sparse IDs", ["train.sparse_ids_min_items=1", "train.sparse_ids_min_users=1"]),
         ("sparse user IDs", ["train.sparse_ids_min_users=1"]),
     ],
+    # eighth round: one refit trajectory, its last three epochs as the members (benchmarks/quality/snapshots.py)
+    "geotower-snapshots": [("members=1, snapshots=3", ["model.members=1", "model.snapshots=3"]),
+                           ("snapshots=2", ["model.members=1", "model.snapshots=2"])],
     "geotower-sweep": SWEEP,
     "geotower-short": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT],  # most telling first
     "geotower-short2": [(label, [*dict(SWEEP)[label], *QUICK]) for label in SHORT2],

@@ -48,6 +48,23 @@ def test_forked_refits_equal_refits_trained_in_process(cafes: Path, tmp_path: Pa
             torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
 
 
+def test_forked_snapshot_members_equal_those_trained_in_process(cafes: Path, tmp_path: Path) -> None:
+    """With model.snapshots=3 a child hands back its weights after each of its last three epochs."""
+    torch.set_num_threads(1)
+    cfg = resolve(None, [*SETS, "model.snapshots=3"])
+    setup = build_setup(cafes, cfg)
+    rows = train_data(setup.index, setup.rows.train, cfg, setup.neighbours)
+    budget = S.EpochBudget(1, extra=S.extra_epochs(cfg))
+    children = P.ForkedFollowers([S.member(setup, rows, cfg, 3)], cfg, budget, tmp_path)
+    budget.close(2 + S.extra_epochs(cfg))
+    forked = children.join()
+    here = S.train_fixed(setup, rows, cfg, 2, seeds=[3], progress=False)
+    assert len(forked) == len(here) == 3 and not any(m.training for m in forked)
+    for a, b in zip(forked, here, strict=True):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+
+
 def test_a_failing_child_is_a_clear_error(cafes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(self: S.FollowerPool, show: bool) -> list[object]:
         raise RuntimeError("out of memory (simulated)")

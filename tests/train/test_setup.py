@@ -163,3 +163,49 @@ def test_a_failing_early_stopping_stops_the_refit_models(cafes: Path, tmp_path: 
     assert not worker.is_alive(), "train_run hung: the refit models kept waiting on early stopping"
     assert len(errors) == 1 and "validation broke" in str(errors[0])
     assert not [t for t in threading.enumerate() if t.name.startswith("geotower-member")]
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+
+
+def test_snapshot_members_are_one_trajectory_after_its_last_epochs(cafes: Path) -> None:
+    """model.snapshots=3 with a chosen count of 2: one model per seed trains 3 epochs and stands for its weights
+    after epochs 1, 2 and 3, each equal to that seed trained that long; alongside early stopping (EpochBudget with
+    the extra epoch) the same members come out."""
+    torch.set_num_threads(1)
+    cfg = resolve(None, [*SETS, "model.snapshots=3"])
+    one = resolve(None, SETS)
+    setup = build_setup(cafes, cfg)
+    rows = train_data(setup.index, setup.rows.train, cfg, setup.neighbours)
+    assert S.extra_epochs(cfg) == 1 and S.extra_epochs(one) == 0
+    snaps = train_fixed(setup, rows, cfg, 2, seeds=[3, 4], progress=False)
+    assert len(snaps) == 6 and not any(m.training for m in snaps)
+    for k, epochs in enumerate((1, 2, 3)):
+        for s, seed in enumerate((3, 4)):
+            _same_weights(snaps[3 * s + k], train_fixed(setup, rows, one, epochs, seeds=[seed], progress=False)[0])
+    assert snaps[0].item_dense is snaps[2].item_dense  # the copies share the fixed inputs
+
+    budget = S.EpochBudget(1, extra=S.extra_epochs(cfg))
+    pool = S.FollowerPool([S.member(setup, rows, cfg, seed) for seed in (3, 4)], cfg, budget)
+    budget.close(2 + S.extra_epochs(cfg))  # early stopping chose 2
+    pool.work(False)
+    for a, b in zip(pool.members(), snaps, strict=True):
+        _same_weights(a, b)
+
+
+def test_a_run_with_snapshot_members_writes_their_ensemble(cafes: Path, tmp_path: Path) -> None:
+    from geotower import artifacts
+    from geotower.model.bundle import load_bundle
+    from geotower.model.ensemble import TowerEnsemble
+    from geotower.pipeline.train import train_run
+
+    cfg = resolve(None, [*SETS, "model.members=1", "model.snapshots=3", "train.epochs=3", "eval.test_fraction=0.2"])
+    result = train_run(cafes, tmp_path / "run", cfg, progress=False)
+    manifest = artifacts.read_json(tmp_path / "run" / artifacts.MANIFEST)
+    bundle = load_bundle(tmp_path / "run")
+    # the refit trains one epoch past early stopping's choice: three members, unless the choice was epoch 1
+    expected = 3 if result.best_epoch >= 2 else 2
+    assert manifest["members"] == expected
+    assert isinstance(bundle.model, TowerEnsemble) and len(bundle.model.members) == expected

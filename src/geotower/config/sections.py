@@ -80,6 +80,10 @@ class ModelConfig:
     # embeddings); extra members are trained like the refit, for the chosen epoch count. 2 measured above 1 on all
     # three real data sets (+0.002 to +0.009 NDCG@10, docs/quality.md "Fourth sweep") for the cost of one more refit
     members: int = field(default=2, metadata=POSITIVE)
+    # snapshot members: each refit model (and extra member) trains snapshots // 2 epochs past the chosen count E and
+    # contributes its weights after each of its last `snapshots` epochs (3: after E - 1, E and E + 1), as members of
+    # the same averaged ensemble; 1 = its final weights only (docs/quality.md, eighth round)
+    snapshots: int = field(default=1, metadata=POSITIVE)
     # time-decayed popularity prior, one learned weight per half-life (geotower.model.trend); used when the interactions
     # have timestamps; () = off. Short on purpose: all-time popularity is the item-ID embedding's job (longer half-lives
     # measured worse, docs/quality.md)

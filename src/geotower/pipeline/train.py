@@ -49,6 +49,7 @@ from geotower.train.setup import (
     EpochBudget,
     FollowerPool,
     TrainSetup,
+    extra_epochs,
     member,
     new_model,
     runs_together,
@@ -268,7 +269,7 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
     ckpt = Checkpointer(out / "checkpoints", model, optimizer, gen)
     state = fresh_or_resume(out, cfg, resume, ckpt)
     # every successful early stopping ends with a budget of 1 epoch or more: the followers start at once
-    budget = EpochBudget(max(1, state.best_epoch if state else 0))
+    budget = EpochBudget(max(1, state.best_epoch if state else 0), extra=extra_epochs(cfg))
     pool = FollowerPool(followers, cfg, budget, dist)
     forked = bool(followers) and can_fork(dist, resolve_device(cfg.train.device), len(followers))
     jobs = 1 + pool.threads()  # early stopping and the refit models' threads or processes (one per spare core)
@@ -283,7 +284,7 @@ def _early_stopped(setup: TrainSetup, fit_data: TrainData, cfg: RunConfig, out: 
         try:
             done, es_seconds = _early_stopping_run(model, optimizer, sampler, (ckpt, state, budget), cfg, out,
                                                    validator, pool if children is None else None, progress, dist)
-            models = pool.models if children is None else children.join()
+            models = pool.members() if children is None else children.join()
         finally:
             if children is not None:
                 children.stop()

@@ -28,7 +28,7 @@ from geotower.errors import GeotowerError, GeotowerWarning
 from geotower.model.towers import TwoTower
 from geotower.train.distributed import Dist
 from geotower.train.optim import OptimizerLike
-from geotower.train.setup import EpochBudget, FollowerPool
+from geotower.train.setup import EpochBudget, FollowerPool, snapshot_members
 
 __all__ = ["CHILD_NICENESS", "ForkedFollowers", "can_fork", "fits_in_memory"]
 
@@ -114,19 +114,20 @@ class ForkedFollowers:
             return None
 
     def join(self) -> list[TwoTower]:
-        """The refit models with the weights their processes trained; raises if one of them failed."""
+        """The members the refit models stand for (:func:`~geotower.train.setup.snapshot_members`, in model order),
+        with the weights their processes trained; raises if one of them failed."""
         done: list[TwoTower] = []
-        for proc, path, (model, _, _) in zip(self._procs, self._paths, self._jobs, strict=True):
+        for k, (proc, path, (model, _, _)) in enumerate(zip(self._procs, self._paths, self._jobs, strict=True)):
             proc.join()
             if proc.exitcode != 0 or not path.exists():
                 raise GeotowerError(f"training a refit model failed in its process {proc.name} (exit code "
                                     f"{proc.exitcode}); its error is printed above")
-            weights = artifacts.load_arrays(path)
-            for p, nbytes in zip(model.parameters(), self._nbytes[len(done)], strict=True):
+            kept = _snapshots(artifacts.load_arrays(path))
+            for p, nbytes in zip(model.parameters(), self._nbytes[k], strict=True):
                 p.untyped_storage().resize_(nbytes)
-            model.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
-            done.append(model)
+            model.load_state_dict(kept[-1])
             model.eval()  # as training leaves it (this copy never trained: it would still drop IDs at random)
+            done += snapshot_members(model, kept)
         return done
 
     def stop(self) -> None:
@@ -155,6 +156,18 @@ def _child(job: Job, cfg: RunConfig, receive: Connection, path: Path) -> None:
             budget.close(None)
 
     threading.Thread(target=relay, name="geotower-budget", daemon=True).start()
-    model = FollowerPool([job], cfg, budget).work(False)[0]
-    if not budget.failed:
-        artifacts.save_arrays(path, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+    pool = FollowerPool([job], cfg, budget)
+    model = pool.work(False)[0]
+    if not budget.failed:  # the kept snapshots, oldest first; the last (or only) one is the final weights
+        kept = pool.kept[0] or [model.state_dict()]
+        artifacts.save_arrays(path, {f"s{i}.{k}": v.detach().cpu().numpy()
+                                     for i, weights in enumerate(kept) for k, v in weights.items()})
+
+
+def _snapshots(arrays: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+    """The state dicts a child wrote (``s<i>.<name>`` keys), in snapshot order."""
+    out: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in arrays.items():
+        index, name = key.split(".", 1)
+        out.setdefault(int(index[1:]), {})[name] = torch.from_numpy(value)
+    return [out[i] for i in sorted(out)]

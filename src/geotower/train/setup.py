@@ -6,6 +6,7 @@ fixed epoch count; all of them start from :func:`new_model` so the only differen
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections.abc import Callable
@@ -29,8 +30,9 @@ from geotower.train.loop import LoopState, fit, two_tower_loss
 from geotower.train.optim import Adam, MixedAdam, OptimizerLike
 from geotower.train.sampling import Neighbours, make_sampler
 
-__all__ = ["TREND_LR_FACTOR", "EpochBudget", "TrainSetup", "FollowerPool", "member", "new_model", "new_optimizer",
-           "runs_together", "side_by_side", "sparse_item_ids", "sparse_user_ids", "train_fixed"]
+__all__ = ["TREND_LR_FACTOR", "EpochBudget", "TrainSetup", "FollowerPool", "SnapshotKeeper", "extra_epochs", "member",
+           "new_model", "new_optimizer", "runs_together", "side_by_side", "snapshot_members", "sparse_item_ids",
+           "sparse_user_ids", "train_fixed"]
 
 T = TypeVar("T")
 
@@ -145,6 +147,47 @@ def member(setup: TrainSetup, data: TrainData, cfg: RunConfig, seed: int, trend_
                                           (setup.item_dense, setup.item_cells))
 
 
+def extra_epochs(cfg: RunConfig) -> int:
+    """How many epochs past the chosen count the refit models train for their snapshots (``model.snapshots``)."""
+    return cfg.model.snapshots // 2
+
+
+class SnapshotKeeper:
+    """A :func:`~geotower.train.loop.fit` callback that keeps copies of the weights after the last ``keep`` epochs.
+
+    Why: consecutive epochs of one refit trajectory, averaged as ensemble members, cost no training beyond the
+    trajectory itself (``model.snapshots``). The copies are taken after every epoch (the refit models do not know
+    which epoch will be their last while early stopping runs) and only the last ``keep`` are held.
+    """
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.kept: list[dict[str, torch.Tensor]] = []
+
+    def on_step(self, state: LoopState, loss: float) -> None:
+        pass
+
+    def on_epoch_end(self, state: LoopState, model: nn.Module) -> None:
+        if self.keep > 1:
+            self.kept.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            del self.kept[:-self.keep]
+
+    def on_train_end(self, state: LoopState) -> None:
+        pass
+
+
+def snapshot_members(model: TwoTower, kept: list[dict[str, torch.Tensor]]) -> list[TwoTower]:
+    """``model`` after each kept epoch, oldest first; the last is ``model`` itself (its final weights). The copies
+    share its buffers (features, trend tables), which training does not change."""
+    out = []
+    for weights in kept[:-1]:
+        twin = copy.deepcopy(model, memo={id(b): b for b in model.buffers()})
+        twin.load_state_dict(weights)
+        twin.eval()
+        out.append(twin)
+    return [*out, model]
+
+
 def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int, *, seeds: list[int],
                 trend_weight: torch.Tensor | None = None, progress: bool = True, dist: Dist = SINGLE
                 ) -> list[TwoTower]:
@@ -152,7 +195,9 @@ def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int,
 
     Used for the refit on all training rows (early stopping needs rows the model does not see; without a refit
     those rows, with timestamps the most recent ones, would never shape the weights, and users whose positives all
-    fell there would keep untrained IDs) and for the extra members of an ensemble (``model.members``).
+    fell there would keep untrained IDs) and for the extra members of an ensemble (``model.members``). Each model
+    trains ``epochs`` plus :func:`extra_epochs` and stands for its ``model.snapshots`` last epochs (seed order, each
+    seed's snapshots oldest first).
 
     The models are built one after the other (their initialisation draws from the seeded global RNG), then trained
     side by side, one thread each, when torch runs single-threaded and there is one process: each model has its
@@ -160,18 +205,21 @@ def train_fixed(setup: TrainSetup, data: TrainData, cfg: RunConfig, epochs: int,
     resumed run repeats them exactly), in the wall time of about one on a machine with a core per model.
     """
     jobs = [member(setup, data, cfg, seed, trend_weight) for seed in seeds]
-    return side_by_side([_fit_job(j, cfg, epochs, dist, cfg.train.lr_decay) for j in jobs], progress, dist)
+    total = epochs + extra_epochs(cfg)
+    done = side_by_side([_fit_job(j, cfg, total, dist, cfg.train.lr_decay) for j in jobs], progress, dist)
+    return [m for models in done for m in models]
 
 
 def _fit_job(job: tuple[TwoTower, OptimizerLike, Any], cfg: RunConfig, epochs: int, dist: Dist, lr_decay: bool
-             ) -> Callable[[bool], TwoTower]:
-    """``run(show_progress)``: train ``job``'s model ``epochs`` epochs (no validation) and return it."""
+             ) -> Callable[[bool], list[TwoTower]]:
+    """``run(show_progress)``: train ``job``'s model ``epochs`` epochs (no validation); its snapshot members."""
     model, optimizer, sampler = job
 
-    def run(show: bool) -> TwoTower:
+    def run(show: bool) -> list[TwoTower]:
+        keeper = SnapshotKeeper(cfg.model.snapshots)
         fit(model, optimizer, sampler, distributed_loss(model, two_tower_loss(cfg.train.loss), dist), epochs,
-            progress=show, lr_decay=lr_decay)
-        return model
+            callbacks=[keeper], progress=show, lr_decay=lr_decay)
+        return snapshot_members(model, keeper.kept)
 
     return run
 
@@ -184,11 +232,13 @@ class EpochBudget:
     the refit models train from scratch on other rows, independently of the early-stopped model, so on a machine
     with a core to spare they need not wait for early stopping to end; their weights are those of training them
     afterwards for the chosen epoch count (without ``train.lr_decay``, whose schedule needs the count up front).
+    ``extra`` epochs past early stopping's count are granted on top, for snapshot members (:func:`extra_epochs`).
     """
 
-    def __init__(self, start: int = 0) -> None:
+    def __init__(self, start: int = 0, extra: int = 0) -> None:
         self._cond = threading.Condition()
-        self._epochs, self._closed, self._failed = start, False, False
+        self._epochs, self._closed, self._failed = start + extra, False, False
+        self._extra = extra  # epochs past early stopping's count the refit models train (extra_epochs)
         self._listeners: list[Callable[[tuple[int, bool, bool]], None]] = []
 
     def listen(self, send: Callable[[tuple[int, bool, bool]], None]) -> None:
@@ -232,10 +282,10 @@ class EpochBudget:
         pass
 
     def on_epoch_end(self, state: LoopState, model: nn.Module) -> None:
-        self.raise_to(state.best_epoch)
+        self.raise_to(state.best_epoch + self._extra)
 
     def on_train_end(self, state: LoopState) -> None:
-        self.close(state.best_epoch if state.best_epoch > 0 else state.epoch)
+        self.close((state.best_epoch if state.best_epoch > 0 else state.epoch) + self._extra)
 
 
 class FollowerPool:
@@ -253,12 +303,23 @@ class FollowerPool:
         self._jobs, self._budget = jobs, budget
         self._loss = [distributed_loss(model, two_tower_loss(cfg.train.loss), dist) for model, _, _ in jobs]
         self._states = [LoopState() for _ in jobs]
+        self._keepers = [SnapshotKeeper(cfg.model.snapshots) for _ in jobs]
         self._busy = [False] * len(jobs)
         self._lock = threading.Lock()
 
     @property
     def models(self) -> list[TwoTower]:
         return [model for model, _, _ in self._jobs]
+
+    @property
+    def kept(self) -> list[list[dict[str, torch.Tensor]]]:
+        """Each model's kept snapshot weights (:class:`SnapshotKeeper`)."""
+        return [keeper.kept for keeper in self._keepers]
+
+    def members(self) -> list[TwoTower]:
+        """The ensemble members the models stand for (:func:`snapshot_members`), in model order."""
+        return [m for (model, _, _), kept in zip(self._jobs, self.kept, strict=True)
+                for m in snapshot_members(model, kept)]
 
     def threads(self) -> int:
         """How many threads should work besides early stopping's: one per spare core, at most one per model."""
@@ -285,7 +346,8 @@ class FollowerPool:
                 continue
             (model, optimizer, sampler), state = self._jobs[k], self._states[k]
             try:  # fit continues ``state`` in place
-                fit(model, optimizer, sampler, self._loss[k], state.epoch + 1, state=state, progress=show)
+                fit(model, optimizer, sampler, self._loss[k], state.epoch + 1, callbacks=[self._keepers[k]],
+                    state=state, progress=show)
             finally:
                 with self._lock:
                     self._busy[k] = False
