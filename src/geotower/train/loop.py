@@ -74,8 +74,9 @@ def _update_best(state: LoopState, model: nn.Module, score: float | None, patien
     """Early stopping bookkeeping; keeps a copy of the best weights.
 
     Without a metric (refit models, fixed budgets) the last epoch is the result and the model holds it: no copy.
-    Why: the copy taken after every epoch there was never used, and at full Yelp size it held ~1.1 GB per refit model
-    ((2M users + 152k items) x 128 floats) for the whole training.
+    Why: the copy taken after every epoch there was never used; at full Yelp size one is ~1.1 GB ((2M users + 152k
+    items) x 128 floats, computed). At 1/4 size the peaks moved little (largest process 3,943 -> 3,917 MiB,
+    docs/scale.md): the copy was not held at the peak there.
     """
     if score is None:
         state.best_metric, state.best_epoch, state.bad_epochs, state.best_weights = -math.inf, state.epoch, 0, None
