@@ -143,14 +143,22 @@ def bundle_scorer(task: Task, run_dir: Path) -> tuple[Any, bool]:
     from geotower.model.bundle import load_bundle
 
     bundle = load_bundle(run_dir)
-    u_pos = pd.Index(np.asarray(bundle.user_ids, dtype=str)).get_indexer(task.user_ids)  # -1: no embedding
-    i_pos = pd.Index(np.asarray(bundle.item_ids, dtype=str)).get_indexer(task.item_ids)
+    score, u_pos, i_pos = embedding_scorer(task, (bundle.user_ids, bundle.user_emb), (bundle.item_ids, bundle.item_emb))
+    return score, _same_seen(task, bundle.seen, u_pos, i_pos)
+
+
+def embedding_scorer(task: Task, users: tuple[Any, np.ndarray], items: tuple[Any, np.ndarray]
+                     ) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Scorer over the task's indices from a run's (ids, embeddings) of users and items, and the task -> run
+    positions of its users (-1: no embedding, scored 0) and items."""
+    u_pos = pd.Index(np.asarray(users[0], dtype=str)).get_indexer(task.user_ids)
+    i_pos = pd.Index(np.asarray(items[0], dtype=str)).get_indexer(task.item_ids)
     if (i_pos < 0).any():
-        raise RuntimeError(f"{int((i_pos < 0).sum())} dataset items have no embedding in {run_dir}")
-    item = np.asarray(bundle.item_emb, dtype=np.float32)[i_pos]
+        raise RuntimeError(f"{int((i_pos < 0).sum())} dataset items have no embedding")
+    item = np.asarray(items[1], dtype=np.float32)[i_pos]
     user = np.zeros((len(task.user_ids), item.shape[1]), dtype=np.float32)
-    user[u_pos >= 0] = bundle.user_emb[u_pos[u_pos >= 0]]
-    return score_table(task, user, item), _same_seen(task, bundle.seen, u_pos, i_pos)
+    user[u_pos >= 0] = users[1][u_pos[u_pos >= 0]]
+    return score_table(task, user, item), u_pos, i_pos
 
 
 def _same_seen(task: Task, seen: sp.csr_matrix, u_pos: np.ndarray, i_pos: np.ndarray) -> bool:

@@ -18,33 +18,29 @@ import argparse
 import copy
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 
 from geotower.config import resolve
 from geotower.model.ensemble import TowerEnsemble
 from geotower.model.towers import TwoTower
 from geotower.pipeline.train import build_setup
-from geotower.train.loop import LoopState, fit, two_tower_loss
+from geotower.train.loop import fit, two_tower_loss
 from geotower.train.sampling import train_data
-from geotower.train.setup import TrainSetup, member
+from geotower.train.setup import SnapshotKeeper, TrainSetup, member, snapshot_members
 
-from .geotower_runs import BASE
-from .peers import evaluate, score_table
+from .geotower_runs import BASE, embedding_scorer
+from .peers import evaluate
 from .tasks import Task, load_task
 
 BEST_EPOCH = {"yelp": 4, "ml100k": 2, "foursquare": 4}
 
 
 def trajectory(setup: TrainSetup, data: object, cfg: object, seed: int, epochs: int) -> list[TwoTower]:
-    """A refit member trained ``epochs`` epochs; a copy of it after each one."""
+    """A refit member trained ``epochs`` epochs; the model after each one (the product's snapshot members)."""
     model, optimizer, sampler = member(setup, data, cfg, seed)  # type: ignore[arg-type]
-    loss, state, snaps = two_tower_loss("softmax"), LoopState(), []
-    for e in range(epochs):
-        fit(model, optimizer, sampler, loss, e + 1, state=state, progress=False)
-        snaps.append(copy.deepcopy(model))
-    return snaps
+    keeper = SnapshotKeeper(epochs)
+    fit(model, optimizer, sampler, two_tower_loss("softmax"), epochs, callbacks=[keeper], progress=False)
+    return snapshot_members(model, keeper.kept)
 
 
 def averaged(a: TwoTower, b: TwoTower) -> TwoTower:
@@ -62,11 +58,8 @@ def score(task: Task, setup: TrainSetup, data: object, model: TwoTower | TowerEn
     with torch.no_grad():
         item = model.all_item_embeddings().numpy()
         user = model.user_embeddings(data.hist_indptr, data.hist_items, None).numpy()  # type: ignore[attr-defined]
-    u_pos = pd.Index(np.asarray(setup.index.users, dtype=str)).get_indexer(task.user_ids)
-    i_pos = pd.Index(np.asarray(setup.index.items, dtype=str)).get_indexer(task.item_ids)
-    users = np.zeros((len(task.user_ids), item.shape[1]), np.float32)
-    users[u_pos >= 0] = user[u_pos[u_pos >= 0]]
-    r = evaluate(task, score_table(task, users, item[i_pos]))
+    scorer, _, _ = embedding_scorer(task, (setup.index.users, user), (setup.index.items, item))
+    r = evaluate(task, scorer)
     return f"{r['ndcg']:.4f} / {r['recall']:.4f}"
 
 

@@ -73,7 +73,10 @@ class BatchUsers:
     pos: Tensor
 
     @classmethod
-    def of(cls, indptr: Tensor, users: Tensor) -> BatchUsers:
+    def of(cls, indptr: Tensor, users: Tensor | BatchUsers) -> BatchUsers:
+        """The rows' ``users`` (b,) in the CSR ``indptr``; already-built ones as they are."""
+        if isinstance(users, BatchUsers):
+            return users
         uniq, rows = torch.unique(users, return_inverse=True)
         bag, pos = csr_rows(indptr, uniq)
         return cls(uniq, rows, bag, pos)
@@ -191,7 +194,7 @@ def user_profiles(indptr: Tensor, hist_items: Tensor, hist_weights: Tensor, cell
         item_dense: (n_items, d) the items' dense inputs (fixed: summed here, without gradient).
         users: (b,) user of each row, or their :class:`BatchUsers` in that CSR.
     """
-    who = users if isinstance(users, BatchUsers) else BatchUsers.of(indptr, users)
+    who = BatchUsers.of(indptr, users)
     uniq, rows, bag, pos = who.uniq, who.rows, who.bag, who.pos
     w = hist_weights[pos]
     totals = torch.zeros(len(uniq)).index_add_(0, bag, w)

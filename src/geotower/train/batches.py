@@ -206,7 +206,7 @@ class BatchSampler:
         their :class:`BatchUsers`)? Walks the distinct users' positive lists (each distinct user's once; each item
         looked up in an item -> column table) instead of testing all b * u pairs."""
         d = self.data
-        who = users if isinstance(users, BatchUsers) else BatchUsers.of(d.hist_indptr, users)
+        who = BatchUsers.of(d.hist_indptr, users)
         uniq, rows, bag, pos = who.uniq, who.rows, who.bag, who.pos
         n = len(unique_items)
         # item -> its column, or the spare column n for items outside the batch (a gather, not a search:
