@@ -28,7 +28,7 @@ from geotower.train.loop import fit, two_tower_loss
 from geotower.train.sampling import train_data
 from geotower.train.setup import SnapshotKeeper, TrainSetup, member, snapshot_members
 
-from .geotower_runs import BASE, embedding_scorer
+from .geotower_runs import BASE, EARLY, embedding_scorer
 from .peers import evaluate
 from .tasks import Task, load_task
 
@@ -65,7 +65,9 @@ def score(task: Task, setup: TrainSetup, data: object, model: TwoTower | TowerEn
 
 def run(name: str, work: Path, epochs: int, seed: int) -> None:
     task = load_task(name, work / "data" / name)
-    cfg = resolve(None, BASE)  # seed 0: the split (random per user without timestamps) must stay the task's
+    # the settings it compared (the eighth round's defaults); seed 0: the split (random per user without
+    # timestamps) must stay the task's
+    cfg = resolve(None, [*BASE, *EARLY])
     setup = build_setup(task.data_dir.resolve(), cfg)
     data = train_data(setup.index, setup.rows.train, cfg, setup.neighbours)
     first = trajectory(setup, data, cfg, seed, epochs + 1)

@@ -11,7 +11,8 @@ from geotower.errors import ConfigError
 def test_defaults_are_the_measured_ones() -> None:
     cfg = RunConfig()  # the original design's sizes; optimisation defaults chosen in docs/quality.md
     assert (cfg.model.embed_dim, cfg.model.hidden_dim) == (128, 512)
-    assert (cfg.train.weight_decay, cfg.train.epochs, cfg.train.batch_size) == (1e-5, 20, 512)
+    assert (cfg.train.weight_decay, cfg.train.epochs, cfg.train.batch_size) == (1e-3, 3, 512)  # ninth round
+    assert (cfg.train.early_stopping, cfg.train.lr_decay) == (False, True)  # a fixed budget, decayed
     assert (cfg.train.loss, cfg.train.n_negatives, cfg.model.members) == ("softmax", 0, 2)  # fourth sweep
     assert cfg.eval.k == 10
     assert cfg.features.radii == (100, 200, 500)

@@ -24,11 +24,13 @@ import pytest
 
 from geotower import artifacts
 from geotower.artifacts import folders
+from geotower.config import PRESETS
 from geotower.ingest.dataset import DatasetSpec, TableSpec, load_dataset, write_dataset
 from geotower.model.bundle import load_bundle
 
 REPO = Path(__file__).resolve().parents[2]
-FAST = ["model.embed_dim=8", "model.hidden_dim=16", "model.n_layers=1", "model.cell_dim=4", "model.members=1",
+FAST = [*PRESETS["early_stopping"],
+        "model.embed_dim=8", "model.hidden_dim=16", "model.n_layers=1", "model.cell_dim=4", "model.members=1",
         "train.batch_size=16", "train.lr=0.01", "train.patience=0", "train.val_fraction=0.3", "train.threads=1",
         "features.grid_cells_m=[500.0, 2000.0]"]
 CLI = [sys.executable, "-c", "import sys; from geotower.cli import app; sys.argv[0] = 'geotower'; app()"]

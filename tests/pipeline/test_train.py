@@ -23,7 +23,8 @@ from geotower.ingest.dataset import DatasetSpec, TableSpec, write_dataset
 from geotower.model.bundle import load_bundle
 from geotower.pipeline import train as T
 
-FAST = ["model.embed_dim=8", "model.hidden_dim=16", "model.n_layers=1", "model.cell_dim=4", "train.epochs=4",
+FAST = [*PRESETS["early_stopping"],
+        "model.embed_dim=8", "model.hidden_dim=16", "model.n_layers=1", "model.cell_dim=4", "train.epochs=4",
         "train.batch_size=32", "train.lr=0.03", "train.patience=0", "train.val_fraction=0.3",
         "features.grid_cells_m=[500.0, 2000.0]"]
 SPEC = DatasetSpec(items=TableSpec(multi_label={"cats": ", "}))

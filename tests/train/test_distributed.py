@@ -20,14 +20,15 @@ import pytest
 import torch
 
 from geotower import artifacts
-from geotower.config import resolve
+from geotower.config import PRESETS, resolve
 from geotower.errors import ConfigError
 from geotower.ingest.dataset import DatasetSpec, TableSpec, write_dataset
 from geotower.model.bundle import load_bundle
 from geotower.pipeline.train import train_run
 from geotower.train.distributed import resolve_device, without_option
 
-SETS = ["model.embed_dim=8", "model.hidden_dim=16", "model.n_layers=1", "model.cell_dim=4", "train.epochs=5",
+SETS = [*PRESETS["early_stopping"],
+        "model.embed_dim=8", "model.hidden_dim=16", "model.n_layers=1", "model.cell_dim=4", "train.epochs=5",
         "train.batch_size=32", "train.lr=0.03", "train.patience=0", "train.val_fraction=0.3",
         "features.grid_cells_m=[500.0, 2000.0]"]
 SRC = Path(__file__).resolve().parents[2] / "src"

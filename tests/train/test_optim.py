@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from geotower import artifacts
-from geotower.config import resolve
+from geotower.config import PRESETS, resolve
 from geotower.model.bundle import load_bundle
 from geotower.pipeline.train import train_run
 from geotower.train.optim import MixedAdam
@@ -52,7 +52,9 @@ def test_only_the_batch_rows_move_and_the_state_round_trips() -> None:
 def test_a_run_with_sparse_tables_trains_checkpoints_repeats_and_resumes(cafes: Path, tmp_path: Path, knob: str,
                                                                         flag: str, table: str) -> None:
     """Many users (user IDs) or a large catalogue (item IDs, grid cells): sparse gradients and SparseAdam."""
-    sets = ["model.embed_dim=8", "model.cell_dim=4", "train.batch_size=32", "train.epochs=3", "train.patience=0",
+    sets = [*PRESETS["early_stopping"],
+            "model.embed_dim=8", "model.cell_dim=4", "train.batch_size=32", "train.epochs=3",
+            "train.patience=0",
             "features.grid_cells_m=[500.0, 2000.0]", f"{knob}=1"]
     cfg = resolve(None, sets)
     first = train_run(cafes, tmp_path / "a", cfg, progress=False)

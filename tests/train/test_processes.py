@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from geotower.config import resolve
+from geotower.config import PRESETS, resolve
 from geotower.errors import GeotowerError, GeotowerWarning
 from geotower.model.bundle import load_bundle
 from geotower.pipeline.train import build_setup, train_run
@@ -19,7 +19,7 @@ from geotower.train import processes as P
 from geotower.train import setup as S
 from geotower.train.sampling import train_data
 
-SETS = ["model.embed_dim=8", "model.cell_dim=4", "train.batch_size=16", "train.lr=0.03",
+SETS = [*PRESETS["early_stopping"], "model.embed_dim=8", "model.cell_dim=4", "train.batch_size=16", "train.lr=0.03",
         "features.grid_cells_m=[500.0, 2000.0]", "model.id_dropout=0.3", "train.threads=1"]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="refit processes are forked on Linux")
 
@@ -63,6 +63,24 @@ def test_forked_snapshot_members_equal_those_trained_in_process(cafes: Path, tmp
     for a, b in zip(forked, here, strict=True):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+
+
+def test_members_trained_in_processes_equal_members_trained_in_threads(cafes: Path, tmp_path: Path) -> None:
+    """A fixed budget with a decaying learning rate: the first member trained here epoch by epoch, the second in a
+    child, both with the weights of train_fixed's (one fit call each over the whole schedule)."""
+    torch.set_num_threads(1)
+    cfg = resolve(None, [*SETS, "train.lr_decay=true"])
+    setup = build_setup(cafes, cfg)
+    rows = train_data(setup.index, setup.rows.train, cfg, setup.neighbours)
+    forked = P.fit_in_processes([S.member(setup, rows, cfg, seed) for seed in (3, 4)], cfg, 3, tmp_path, False)
+    assert forked is not None and not any(m.training for m in forked)
+    here = S.train_fixed(setup, rows, cfg, 3, seeds=[3, 4], progress=False)
+    for a, b in zip(forked, here, strict=True):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+    steady = resolve(None, [*SETS, "train.lr_decay=false"])
+    constant = S.train_fixed(setup, rows, steady, 3, seeds=[3], progress=False)[0]
+    assert not torch.equal(constant.user_id.weight, here[0].user_id.weight)  # the schedule did change the steps
 
 
 def test_a_failing_child_is_a_clear_error(cafes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

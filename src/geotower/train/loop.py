@@ -187,7 +187,7 @@ def fit(model: nn.Module, optimizer: OptimizerLike, batches: BatchSource,
         loss_fn: Callable[[nn.Module, Any], Tensor], epochs: int, patience: int = 0,
         validate: Callable[[nn.Module], dict[str, float]] | None = None, metric: str = "ndcg",
         callbacks: list[Callback] | None = None, state: LoopState | None = None, progress: bool = True,
-        lr_decay: bool = False) -> LoopState:
+        lr_decay: bool = False, decay_epochs: int | None = None) -> LoopState:
     """Train until ``epochs`` or early stopping; restores the best epoch's weights at the end.
 
     Args:
@@ -202,10 +202,12 @@ def fit(model: nn.Module, optimizer: OptimizerLike, batches: BatchSource,
         state: the loop state to continue from (resume), or None for a fresh run.
         progress: show tqdm bars.
         lr_decay: decay the learning rate linearly to zero over ``epochs`` (see :func:`_decay_lr`).
+        decay_epochs: the schedule's length in epochs instead of ``epochs``, for a model trained one ``fit`` call
+            per epoch (:class:`~geotower.train.setup.FollowerPool`).
     """
     state = state or LoopState()
     callbacks = callbacks or []
-    decay = epochs * len(batches) if lr_decay else 0
+    decay = (decay_epochs or epochs) * len(batches) if lr_decay else 0
     while state.epoch < epochs and not state.stopped:
         loss = _train_epoch(model, optimizer, batches, loss_fn, state, callbacks=callbacks, progress=progress,
                             decay_steps=decay)

@@ -30,7 +30,7 @@ from geotower.train.distributed import Dist
 from geotower.train.optim import OptimizerLike
 from geotower.train.setup import EpochBudget, FollowerPool, snapshot_members
 
-__all__ = ["CHILD_NICENESS", "ForkedFollowers", "can_fork", "fits_in_memory"]
+__all__ = ["CHILD_NICENESS", "ForkedFollowers", "can_fork", "fit_in_processes", "fits_in_memory"]
 
 Job = tuple[TwoTower, OptimizerLike, Any]
 CHILD_NICENESS = 5  # added to the refit processes' niceness (see ForkedFollowers)
@@ -79,14 +79,15 @@ class ForkedFollowers:
     parent's memory but only the thread that forked, so a lock held by another thread would stay locked in it.
     """
 
-    def __init__(self, jobs: list[Job], cfg: RunConfig, budget: EpochBudget, folder: Path) -> None:
+    def __init__(self, jobs: list[Job], cfg: RunConfig, budget: EpochBudget, folder: Path, decay_epochs: int = 0
+                 ) -> None:
         ctx = mp.get_context("fork")
         self._jobs, self._paths = jobs, [folder / f"refit_{k}.safetensors" for k in range(len(jobs))]
         self._procs: list[Any] = []
         try:
             for k, job in enumerate(jobs):
                 receive, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, args=(job, cfg, receive, self._paths[k]),
+                proc = ctx.Process(target=_child, args=(job, cfg, receive, self._paths[k], decay_epochs),
                                    name=f"geotower-refit-{k}", daemon=True)
                 proc.start()
                 self._procs.append(proc)
@@ -103,11 +104,13 @@ class ForkedFollowers:
                 p.untyped_storage().resize_(0)
 
     @classmethod
-    def start(cls, jobs: list[Job], cfg: RunConfig, budget: EpochBudget, folder: Path) -> ForkedFollowers | None:
+    def start(cls, jobs: list[Job], cfg: RunConfig, budget: EpochBudget, folder: Path, decay_epochs: int = 0
+              ) -> ForkedFollowers | None:
         """:class:`ForkedFollowers`, or None with a warning when the system cannot fork (the caller then trains the
-        refit models in threads)."""
+        refit models in threads). ``decay_epochs``: the learning rate decays to zero over that many epochs (0: it
+        stays constant)."""
         try:
-            return cls(jobs, cfg, budget, folder)
+            return cls(jobs, cfg, budget, folder, decay_epochs)
         except OSError as exc:
             warnings.warn(f"could not start the refit processes ({exc}); training the refit models in threads",
                           GeotowerWarning, stacklevel=2)
@@ -138,7 +141,7 @@ class ForkedFollowers:
             proc.join()
 
 
-def _child(job: Job, cfg: RunConfig, receive: Connection, path: Path) -> None:
+def _child(job: Job, cfg: RunConfig, receive: Connection, path: Path, decay_epochs: int) -> None:
     """In the forked process: follow the budget the parent sends, train, and write the weights."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends its children (stop)
     os.nice(CHILD_NICENESS)
@@ -156,7 +159,7 @@ def _child(job: Job, cfg: RunConfig, receive: Connection, path: Path) -> None:
             budget.close(None)
 
     threading.Thread(target=relay, name="geotower-budget", daemon=True).start()
-    pool = FollowerPool([job], cfg, budget)
+    pool = FollowerPool([job], cfg, budget, decay_epochs=decay_epochs)
     model = pool.work(False)[0]
     if not budget.failed:  # the kept snapshots, oldest first; the last (or only) one is the final weights
         kept = pool.kept[0] or [model.state_dict()]
@@ -171,3 +174,30 @@ def _snapshots(arrays: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
         index, name = key.split(".", 1)
         out.setdefault(int(index[1:]), {})[name] = torch.from_numpy(value)
     return [out[i] for i in sorted(out)]
+
+
+def fit_in_processes(jobs: list[Job], cfg: RunConfig, epochs: int, folder: Path, progress: bool
+                     ) -> list[TwoTower] | None:
+    """Train every job ``epochs`` epochs (``train.lr_decay`` as configured): the first here, the others in forked
+    children; their members (:func:`~geotower.train.setup.snapshot_members`) in job order, or None when the
+    system could not fork (the caller then trains them in threads).
+
+    Why: a fixed budget trains its members from the start, side by side; in threads they wait on each other for
+    the GIL (see the module docstring), in processes each keeps a core. Their weights are those of training them
+    one after the other: each draws from its own generators.
+    """
+    budget = EpochBudget()
+    budget.close(epochs)
+    decay = epochs if cfg.train.lr_decay else 0
+    if 1 + len(jobs[1:]) >= (os.cpu_count() or 1):  # every core trains: no batch-building threads besides
+        for _, _, sampler in jobs:
+            sampler.prefetch = False
+    children = ForkedFollowers.start(jobs[1:], cfg, budget, folder, decay)
+    if children is None:
+        return None
+    try:
+        here = FollowerPool(jobs[:1], cfg, budget, decay_epochs=decay)
+        here.work(progress)
+        return [*here.members(), *children.join()]
+    finally:
+        children.stop()

@@ -299,8 +299,8 @@ class FollowerPool:
     """
 
     def __init__(self, jobs: list[tuple[TwoTower, OptimizerLike, Any]], cfg: RunConfig, budget: EpochBudget,
-                 dist: Dist = SINGLE) -> None:
-        self._jobs, self._budget = jobs, budget
+                 dist: Dist = SINGLE, decay_epochs: int = 0) -> None:
+        self._jobs, self._budget, self._decay = jobs, budget, decay_epochs  # decay: over this many epochs (0: none)
         self._loss = [distributed_loss(model, two_tower_loss(cfg.train.loss), dist) for model, _, _ in jobs]
         self._states = [LoopState() for _ in jobs]
         self._keepers = [SnapshotKeeper(cfg.model.snapshots) for _ in jobs]
@@ -347,7 +347,7 @@ class FollowerPool:
             (model, optimizer, sampler), state = self._jobs[k], self._states[k]
             try:  # fit continues ``state`` in place
                 fit(model, optimizer, sampler, self._loss[k], state.epoch + 1, callbacks=[self._keepers[k]],
-                    state=state, progress=show)
+                    state=state, progress=show, lr_decay=self._decay > 0, decay_epochs=self._decay)
             finally:
                 with self._lock:
                     self._busy[k] = False
