@@ -28,24 +28,15 @@ import torch
 
 from geotower.config import RunConfig, replace, resolve
 from geotower.model.ensemble import TowerEnsemble
-from geotower.model.towers import TwoTower
 from geotower.pipeline.train import build_setup
-from geotower.train.loop import fit, two_tower_loss
 from geotower.train.sampling import train_data
-from geotower.train.setup import TrainSetup, member
+from geotower.train.setup import train_fixed
 
 from .geotower_runs import BASE, EARLY
 from .snapshots import score
 from .tasks import load_task
 
 REFIT_EPOCHS = {"yelp": 4, "ml100k": 2, "foursquare": 4}
-
-
-def trained(setup: TrainSetup, data: object, cfg: RunConfig, seed: int, epochs: int, decay: bool) -> TwoTower:
-    """One member as ``train_fixed`` trains it: ``epochs`` epochs on every training row."""
-    model, optimizer, sampler = member(setup, data, cfg, seed)  # type: ignore[arg-type]
-    fit(model, optimizer, sampler, two_tower_loss(cfg.train.loss), epochs, progress=False, lr_decay=decay)
-    return model
 
 
 def variants(cfg: RunConfig, args: argparse.Namespace, refit: int) -> list[tuple[str, RunConfig]]:
@@ -71,9 +62,8 @@ def run(name: str, work: Path, args: argparse.Namespace) -> None:
             own_data = train_data(own.index, own.rows.train, run_cfg, own.neighbours)
         got = []
         for s in args.seeds:
-            t = run_cfg.train
-            pair = TowerEnsemble([trained(own, own_data, run_cfg, s + m, t.epochs, t.lr_decay)
-                                  for m in range(run_cfg.model.members)])
+            seeds = [s + m for m in range(run_cfg.model.members)]  # trained as a default run trains them
+            pair = TowerEnsemble(train_fixed(own, own_data, run_cfg, run_cfg.train.epochs, seeds=seeds, progress=False))
             pair.eval()
             got.append(score(task, own, own_data, pair))
             print(f"{name} s={s} {label}: {got[-1]}", flush=True)

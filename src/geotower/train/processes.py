@@ -189,7 +189,7 @@ def fit_in_processes(jobs: list[Job], cfg: RunConfig, epochs: int, folder: Path,
     budget = EpochBudget()
     budget.close(epochs)
     decay = epochs if cfg.train.lr_decay else 0
-    if 1 + len(jobs[1:]) >= (os.cpu_count() or 1):  # every core trains: no batch-building threads besides
+    if len(jobs) >= (os.cpu_count() or 1):  # every core trains: no batch-building threads besides
         for _, _, sampler in jobs:
             sampler.prefetch = False
     children = ForkedFollowers.start(jobs[1:], cfg, budget, folder, decay)
